@@ -1,0 +1,1 @@
+"""Problem environments, one package per problem."""

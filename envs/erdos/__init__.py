@@ -1,0 +1,1 @@
+"""Erdős minimum overlap problem."""

@@ -1,0 +1,1 @@
+"""Toy env: a seconds-fast problem for tests."""

@@ -1,0 +1,1 @@
+"""harness: TTT-Discover, a language model that learns while it searches."""

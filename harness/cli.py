@@ -1,0 +1,135 @@
+"""The `harness` command line: a thin click shell over library functions.
+
+Bad input becomes one line and exit code 1 (`click.ClickException`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import click
+
+from harness.config import BUDGETS, Config, ConfigError, make_config, parse_overrides
+from harness.env import ENVS, EnvError, env_class, make_env
+
+USER_ERRORS = (ConfigError, EnvError, FileNotFoundError, ValueError)
+
+
+def reports_root() -> Path:
+    return Path(os.environ.get("HARNESS_REPORTS_DIR", "research_reports"))
+
+
+def new_run_dir(kind: str, name: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
+    base = reports_root() / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}-{kind}-{slug}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    return path
+
+
+def default_budget() -> str:
+    import torch
+
+    return "medium" if torch.cuda.is_available() else "small"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """harness: a language model that learns while it searches (TTT-Discover)."""
+
+
+@main.command()
+@click.option("--env", "env_name", default="erdos", show_default=True, help="Problem to solve.")
+@click.option("--model", default=None, help="smollm2 (default), tiny, a HF id or a folder.")
+@click.option("--budget", type=click.Choice(list(BUDGETS)), default=None,
+              help="Budget preset (default: small on CPU, medium on GPU).")
+@click.option("--seed", type=int, default=None, help="Random seed.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any config field (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder.")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue a killed run from its last completed step.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def discover(env_name, model, budget, seed, overrides, out, resume, quiet) -> None:
+    """Run one configuration of the TTT-Discover loop into one run folder."""
+    from harness.model import ModelError
+    from harness.ttt import discover as run
+
+    try:
+        if resume is not None:
+            cfg, run_dir = _resumed_config(resume), resume
+        else:
+            extra = parse_overrides(overrides)
+            extra |= {k: v for k, v in (("env", env_name), ("model", model), ("seed", seed))
+                      if v is not None and k not in extra}
+            env_class(extra["env"])  # fail fast on an unknown env, before loading a model
+            cfg = make_config(budget or default_budget(), **extra)
+            run_dir = out or new_run_dir("discover", cfg.env)
+        result = run(cfg, run_dir, resume=resume is not None, progress=not quiet)
+    except (*USER_ERRORS, ModelError) as err:
+        raise click.ClickException(str(err).splitlines()[0]) from None
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; completed steps are saved. Resume with: "
+                   f"harness discover --resume {run_dir}", err=True)
+        raise SystemExit(130) from None
+    click.echo(f"best {result.best_raw_score:.6g} ({result.action} actions) -> {result.run_dir}")
+
+
+def _resumed_config(run_dir: Path) -> Config:
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+    return Config.from_dict(json.loads(path.read_text())["config"])
+
+
+@main.command()
+@click.argument("env_name", metavar="ENV")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--input", "case_file", type=click.Path(path_type=Path), default=None,
+              help="Case file (AtCoder envs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def score(env_name, file, case_file, as_json) -> None:
+    """Verify one candidate: a program (.py) or a raw construction (.json)."""
+    try:
+        env = make_env(env_name)
+        if case_file is not None:
+            raise EnvError(f"env {env_name} takes no --input case file")
+        try:
+            text = file.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read {file}: {getattr(err, 'strerror', None) or err}") \
+                from None
+        solution, action = env.load_file(text, file.suffix)
+        result = env.score(solution, action)
+    except USER_ERRORS as err:
+        raise click.ClickException(str(err).splitlines()[0]) from None
+    if as_json:
+        click.echo(json.dumps({"valid": result.valid, "raw_score": result.raw_score,
+                               "reward": result.reward, "message": result.message}))
+    elif result.valid:
+        direction = "lower" if env.direction == "min" else "higher"
+        click.echo(f"valid {env.objective} ({direction} is better)")
+        click.echo(f"{result.raw_score!r}")
+    if not result.valid:
+        if not as_json:
+            click.echo(f"invalid: {result.message}", err=True)
+        raise SystemExit(1)
+
+
+@main.command()
+def envs() -> None:
+    """List the environments."""
+    for name in ENVS:
+        cls = env_class(name)
+        direction = "lower" if cls.direction == "min" else "higher"
+        click.echo(f"{name:8s} {cls.title}; {cls.objective}, {direction} is better; "
+                   f"actions: {', '.join(cls.actions)}")
+
+
+if __name__ == "__main__":
+    main()

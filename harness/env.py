@@ -1,0 +1,244 @@
+"""The environment contract: a problem, its action formats, its verifier and its reward.
+
+An env turns a model's action (its raw completion) into an `EvalResult`:
+  completion --extract--> solution text --score--> raw objective --reward()--> reward.
+Two action formats (issue 13): `program`, where the model writes `run(seed, budget_s)` that the
+sandbox executes and whose return value is the construction; and `construction`, where the
+model writes the object itself. Parsing is lenient about layout and strict about content:
+the verifier, not the parser, decides validity, and nothing is clipped or repaired.
+The raw -> reward transform lives in `Env.reward`, one place per env.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    valid: bool
+    raw_score: float | None
+    reward: float
+    message: str
+    solution: str = ""       # the canonical solution text that was scored (buffer payload)
+    artifacts: dict = field(default_factory=dict)
+
+
+class EnvError(ValueError):
+    """Unknown env or unsupported action; the message is one line for the user."""
+
+
+# --- parsing helpers shared by envs ---
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)"
+_RUN = re.compile(rf"(?:{_NUMBER})(?:[\s,;\[\]()]*(?:{_NUMBER}))*", re.IGNORECASE)
+_CODE_BLOCK = re.compile(r"```[ \t]*(?:python|py|cpp|c\+\+)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def parse_number_list(text: str) -> list[float]:
+    """The longest run of numbers in `text`, separated only by spaces, commas, semicolons,
+    newlines or brackets (the last such run on ties). Prose around it is ignored, so "Here are
+    24 values: [0.1, 0.2]" gives [0.1, 0.2]. NaN and inf are kept for the verifier to reject."""
+    runs = [m.group(0) for m in _RUN.finditer(text)]
+    if not runs:
+        raise ValueError("no list of numbers found in the answer")
+    best = max(reversed(runs), key=lambda r: len(re.findall(_NUMBER, r, re.IGNORECASE)))
+    return [float(tok) for tok in re.findall(_NUMBER, best, re.IGNORECASE)]
+
+
+def extract_code(text: str) -> str:
+    """The last fenced code block in `text` (an unclosed final fence counts)."""
+    blocks = _CODE_BLOCK.findall(text)
+    if not blocks:
+        raise ValueError("no ``` code block in the answer")
+    code = blocks[-1].strip()
+    if not code:
+        raise ValueError("the code block is empty")
+    return code
+
+
+def format_numbers(values, digits: int = 4) -> str:
+    return "[" + ", ".join(f"{v:.{digits}g}" for v in values) + "]"
+
+
+def downsample(values: list[float], limit: int) -> tuple[list[float], bool]:
+    """At most `limit` evenly spaced values, and whether anything was dropped."""
+    if len(values) <= limit:
+        return list(values), False
+    step = len(values) / limit
+    return [values[int(i * step)] for i in range(limit)], True
+
+
+# --- the base class ---
+class Env:
+    """Base for envs whose construction is a list of numbers; subclasses set the class fields
+    and `verify`. Envs with other constructions override `parse_construction`."""
+
+    name: str = ""
+    title: str = ""               # one line, for listings
+    objective: str = ""           # what the raw score measures
+    direction: str = "max"        # "max" or "min": which raw scores are better
+    actions: tuple[str, ...] = ("program", "construction")
+    min_len: int = 1
+    max_len: int = 1000
+    prompt_values: int = 200      # states longer than this are downsampled in prompts
+    answer_prefixes = {"construction": "["}  # the assistant's answer starts with this text
+
+    def __init__(self, eval_timeout_s: float = 10.0, seed: int = 0):
+        self.eval_timeout_s = eval_timeout_s
+        self.seed = seed
+        self._templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self.template_dir()),
+            undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+    # --- to override ---
+    def verify(self, values: list[float]) -> float:
+        """The pure verifier: raw objective, or ValueError saying why the candidate is invalid."""
+        raise NotImplementedError
+
+    def reward(self, raw: float) -> float:
+        """The one raw -> reward transform: higher is better, 0 for invalid candidates."""
+        return raw if self.direction == "max" else 1.0 / raw
+
+    def initial_solutions(self, action: str) -> list[str]:
+        raise NotImplementedError
+
+    @classmethod
+    def template_dir(cls) -> Path:
+        return Path(importlib.import_module(cls.__module__).__file__).parent
+
+    # --- the pipeline ---
+    def check_action(self, action: str) -> None:
+        if action not in self.actions:
+            raise EnvError(f"env {self.name} supports actions {', '.join(self.actions)}; "
+                           f"got {action!r}")
+
+    def parse_construction(self, text: str) -> list[float]:
+        return parse_number_list(text)
+
+    def decode(self, values):
+        """The construction action's stated rule from parsed values to the object (identity
+        unless the env's prompt states a rule, e.g. Erdős' scale-and-cap)."""
+        return values
+
+    def answer_prefix(self, action: str) -> str:
+        return self.answer_prefixes.get(action, "")
+
+    def canonical(self, values) -> str:
+        return json.dumps([float(v) for v in values])
+
+    def extract(self, completion: str, action: str) -> str:
+        """The model's completion -> the solution text to score (raises ValueError)."""
+        if action == "program":
+            return extract_code(completion)
+        return self.canonical(self.decode(self.parse_construction(completion)))
+
+    def construction_of(self, solution: str, action: str) -> list[float]:
+        if action == "program":
+            return self.run_program(solution)
+        return self.parse_construction(solution)
+
+    def run_program(self, source: str):
+        """Run `run(seed, budget_s)` in the sandbox; its return value is the construction."""
+        from harness import sandbox
+
+        limits = sandbox.Limits(wall_s=self.eval_timeout_s)
+        res = sandbox.call_python(source, "run",
+                                  {"seed": self.seed, "budget_s": self.eval_timeout_s / 2},
+                                  limits)
+        if not res.ok:
+            raise ValueError(f"program {res.status}: {res.reason}")
+        return self.from_program_value(res.value)
+
+    def from_program_value(self, value) -> list[float]:
+        """The value `run()` returned -> the construction (a flat list of numbers here)."""
+        if isinstance(value, dict):
+            value = value.get("sequence", value.get("h_values"))
+        if not isinstance(value, list):
+            raise ValueError(f"run() must return a list of numbers, got {type(value).__name__}")
+        try:
+            return [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise ValueError("run() must return a flat list of numbers") from None
+
+    def export(self, solution: str, action: str) -> tuple[str, str]:
+        """(file suffix, file text) of a solution, in the format `harness score` reads."""
+        if action == "program":
+            return ".py", solution
+        return ".json", json.dumps({"sequence": json.loads(solution)}) + "\n"
+
+    def load_file(self, text: str, suffix: str) -> tuple[str, str]:
+        """A file given to `harness score` -> (solution, action). Programs are .py files;
+        constructions are JSON {"sequence": [...]} (or "h_values"), scored strictly."""
+        if suffix == ".py":
+            return text, "program"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"not a .py program and not valid JSON ({err.msg})") from None
+        values = data.get("sequence", data.get("h_values")) if isinstance(data, dict) else data
+        if not isinstance(values, list):
+            raise ValueError('expected JSON {"sequence": [numbers, ...]}')
+        try:
+            return self.canonical(values), "construction"
+        except (TypeError, ValueError):
+            raise ValueError("the sequence must be a flat list of numbers") from None
+
+    def score(self, solution: str, action: str) -> EvalResult:
+        """Score a solution (program source or construction text); never raises for bad input."""
+        try:
+            values = self.construction_of(solution, action)
+            if not self.min_len <= len(values) <= self.max_len:
+                raise ValueError(f"length {len(values)} outside {self.min_len}..{self.max_len}")
+            raw = float(self.verify(values))
+            if not math.isfinite(raw):
+                raise ValueError(f"score is not finite ({raw})")
+        except ValueError as err:
+            return EvalResult(False, None, 0.0, _one_line(err), solution)
+        return EvalResult(True, raw, self.reward(raw), "ok", solution)
+
+    def evaluate(self, completion: str, action: str) -> EvalResult:
+        """Score a model completion: extract the solution, then score it."""
+        try:
+            solution = self.extract(completion, action)
+        except ValueError as err:
+            return EvalResult(False, None, 0.0, _one_line(err), "")
+        return self.score(solution, action)
+
+    def prompt(self, solution: str, raw_score: float | None, action: str) -> str:
+        """The user message asking the model to improve on a state."""
+        values = self.construction_of(solution, "construction") if action == "construction" \
+            else []
+        shown, sampled = downsample(values, self.prompt_values)
+        return self._templates.get_template(f"prompt_{action}.j2").render(
+            env=self, solution=solution, raw_score=raw_score, values=format_numbers(shown),
+            n_values=len(values), downsampled=sampled, budget_s=self.eval_timeout_s / 2)
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
+
+
+# --- registry: explicit, lazily imported so `harness envs` stays fast ---
+ENVS: dict[str, str] = {
+    "toy": "envs.toy.env:ToyEnv",
+    "erdos": "envs.erdos.env:ErdosEnv",
+}
+
+
+def env_class(name: str) -> type[Env]:
+    if name not in ENVS:
+        raise EnvError(f"unknown env {name!r}; available: {', '.join(ENVS)}")
+    module, _, cls = ENVS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_env(name: str, **kwargs) -> Env:
+    return env_class(name)(**kwargs)

