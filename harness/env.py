@@ -230,6 +230,10 @@ def _one_line(err: Exception) -> str:
 ENVS: dict[str, str] = {
     "toy": "envs.toy.env:ToyEnv",
     "erdos": "envs.erdos.env:ErdosEnv",
+    "ac1": "envs.ac1.env:AC1Env",
+    "ac2": "envs.ac2.env:AC2Env",
+    "cp26": "envs.circle_packing.env:CP26Env",
+    "cp32": "envs.circle_packing.env:CP32Env",
 }
 
 

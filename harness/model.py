@@ -76,8 +76,12 @@ def _quiet() -> None:
     """No per-tensor loading bars or warnings from transformers: the run has its own display."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import warnings
+
     from transformers.utils import logging
 
+    # peft calls a transformers API deprecated in v5; nothing the user can act on
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
     logging.set_verbosity_error()
     logging.disable_progress_bar()
 

@@ -50,8 +50,11 @@ def resolve_action(cfg: Config, env: Env) -> str:
 
 
 def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = False,
-            progress: bool = True) -> RunResult:
-    """Run (or resume) one configuration of the loop, writing everything under `run_dir`."""
+            progress: bool = True, policy: Policy | None = None) -> RunResult:
+    """Run (or resume) one configuration of the loop, writing everything under `run_dir`.
+
+    `policy` may pass an already loaded base model (it gets fresh LoRA adapters here).
+    """
     from harness.progress import StepProgress
     from harness.sandbox import EvalPool
 
@@ -63,7 +66,7 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
         records.write_config(run_dir, cfg.to_dict(), device,
                              {"action": action, "arm": arm, "env": _env_info(env)})
     seed_everything(cfg.seed)
-    policy = load_policy(cfg.model, device)
+    policy = policy or load_policy(cfg.model, device)
     add_lora(policy, cfg.lora_rank, cfg.lora_alpha)
     optimizer = make_optimizer(policy, cfg.learning_rate)
     buffer = Buffer(cfg.group_size, cfg.c_puct, cfg.topk_children, cfg.buffer_size,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-
 from harness.env import Env
 
 MAX_CHARS = 40

@@ -1,0 +1,87 @@
+"""Rollout and train throughput of the TTT loop's two heavy stages, on any device.
+
+Usage: python benchmarks/loop_throughput.py [--model smollm2|tiny|ID] [--batch 16]
+       [--new-tokens 128] [--repeats 3] [--device cuda|cpu]
+Prints the median tokens/s of sampling (generated tokens) and of the LoRA policy-gradient
+step (action tokens trained on), and their ratio, measured in this one run. Without a model
+hub, `--model smollm2` is the embedded model; a random model of SmolLM2's shape is
+`--model smollm2-shape` (what to run on a GPU machine without the model file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from harness.env import make_env
+from harness.model import Policy, add_lora, load_policy
+from harness.sampling import sample
+from harness.train import make_optimizer, policy_gradient_step
+
+
+def smollm2_shape(device: str) -> Policy:
+    """SmolLM2-135M's architecture with random weights and the real tokenizer."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from harness.model import smollm2_tokenizer_folder
+
+    tok = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder())
+    tok.padding_side = "left"
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=576, intermediate_size=1536,
+                      num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                      max_position_embeddings=8192, tie_word_embeddings=True,
+                      rope_theta=100000.0, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = LlamaForCausalLM(cfg).to(device=device, dtype=dtype)
+    return Policy(model, tok, "smollm2-shape", torch.device(device))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    policy = smollm2_shape(args.device) if args.model == "smollm2-shape" \
+        else load_policy(args.model, args.device)
+    add_lora(policy, rank=32)
+    optimizer = make_optimizer(policy, 1e-5)
+    env = make_env("erdos")
+    [state] = env.initial_solutions("construction")
+    prompt = env.prompt(state, 0.5, "construction")
+
+    sample_tps, train_tps = [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        rollouts = sample(policy, [prompt], args.batch, args.new_tokens, answer_prefix="[")
+        _sync(args.device)
+        t1 = time.perf_counter()
+        advantages = [1.0 if i % 2 else -1.0 for i in range(len(rollouts))]
+        stats = policy_gradient_step(policy, optimizer, rollouts, advantages)
+        _sync(args.device)
+        t2 = time.perf_counter()
+        sample_tps.append(sum(r.num_tokens for r in rollouts) / (t1 - t0))
+        train_tps.append(stats["tokens/train"] / (t2 - t1))
+    s, t = statistics.median(sample_tps), statistics.median(train_tps)
+    print(f"model={policy.name} device={args.device} dtype={policy.dtype} batch={args.batch} "
+          f"new_tokens={args.new_tokens} prompt_tokens={len(rollouts[0].prompt_ids)}")
+    print(f"sampling: {s:,.1f} generated tokens/s (median of {args.repeats})")
+    print(f"training: {t:,.1f} action tokens/s (median of {args.repeats})")
+    print(f"ratio training/sampling: {t / s:.2f}")
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+if __name__ == "__main__":
+    main()

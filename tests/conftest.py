@@ -1,0 +1,23 @@
+"""Shared fixtures: reports go to a temporary folder; the tiny model is loaded once."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def reports_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_REPORTS_DIR", str(tmp_path / "reports"))
+    return tmp_path / "reports"
+
+
+@pytest.fixture()
+def tiny_policy():
+    """A fresh tiny random model (no LoRA yet) on CPU."""
+    from harness.model import load_policy
+
+    return load_policy("tiny", "cpu")

@@ -1,0 +1,78 @@
+"""The command line end to end through click's CliRunner."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_envs_lists_each_env_with_its_direction():
+    result = run("envs")
+    assert result.exit_code == 0
+    assert "erdos" in result.output and "lower is better" in result.output
+
+
+def test_score_prints_the_raw_objective_last(tmp_path):
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps({"sequence": [0.5] * 10}))
+    result = run("score", "erdos", str(path))
+    assert result.exit_code == 0
+    assert float(result.output.strip().splitlines()[-1]) == pytest.approx(0.5)
+
+
+def test_score_accepts_h_values_and_prints_json(tmp_path):
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps({"h_values": [0.25, 0.75, 0.5, 0.5]}))
+    verdict = json.loads(run("score", "erdos", str(path), "--json").output)
+    assert verdict["valid"] and verdict["reward"] == pytest.approx(1 / verdict["raw_score"])
+
+
+def test_score_runs_a_program_in_the_sandbox(tmp_path):
+    path = tmp_path / "cand.py"
+    path.write_text("def run(seed, budget_s):\n    return [0.5] * 8\n")
+    result = run("score", "erdos", str(path))
+    assert result.exit_code == 0, result.output
+    assert float(result.output.strip().splitlines()[-1]) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("content, reason", [
+    ('{"sequence": [0.5, 2.0, 0.5, 0.5]}', "[0, 1]"),
+    ("not json", "not valid JSON"),
+    ('{"sequence": "abc"}', "sequence"),
+])
+def test_score_of_an_invalid_candidate_exits_1_with_one_line(tmp_path, content, reason):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    result = run("score", "erdos", str(path))
+    assert result.exit_code == 1
+    assert reason in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["score", "nope", "x.json"], "unknown env 'nope'"),
+    (["score", "erdos", "/no/such/file.json"], "cannot read"),
+    (["discover", "--env", "nope"], "unknown env"),
+    (["discover", "--env", "toy", "--set", "bogus=1"], "unknown config key 'bogus'"),
+    (["discover", "--env", "toy", "--set", "steps=x"], "steps expects int"),
+    (["discover", "--env", "toy", "--model", "no-such-model"], "unknown model"),
+    (["discover", "--resume", "/no/such/run"], "not a run folder"),
+])
+def test_bad_input_gives_one_line_and_exit_1(args, message):
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_discover_smoke_writes_a_run_folder(reports_in_tmp):
+    result = run("discover", "--env", "toy", "--model", "tiny", "--budget", "smoke",
+                 "--set", "device=cpu", "--quiet")
+    assert result.exit_code == 0, result.output
+    [folder] = list(reports_in_tmp.iterdir())
+    assert str(folder) in result.output and (folder / "data" / "steps.csv").exists()

@@ -1,0 +1,94 @@
+"""The real loop, end to end, on the toy env with the tiny model (CPU, seconds)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from harness.config import make_config
+from harness.ttt import run_ttt
+
+ARTIFACTS = ["config.json", "data/steps.csv", "data/rollouts.csv", "data/buffer.csv",
+             "best/default-s0.json", "best/default-s0.score.json",
+             "adapter/default-s0/adapter_config.json", "checkpoint.pt"]
+
+
+def test_two_steps_move_lora_not_the_base_and_leave_every_artifact(tmp_path, tiny_policy):
+    base_before = {n: p.detach().clone() for n, p in tiny_policy.model.named_parameters()}
+    cfg = make_config("smoke", env="toy", model="tiny", device="cpu")
+    run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+
+    params = dict(tiny_policy.model.named_parameters())
+    lora = {n: p for n, p in params.items() if "lora_" in n}
+    assert lora and any(p.abs().sum() > 0 for n, p in lora.items() if "lora_B" in n)
+    base_after = {n.removeprefix("base_model.model.").replace(".base_layer", ""): p
+                  for n, p in params.items() if "lora_" not in n}
+    assert base_after.keys() == base_before.keys()
+    for name, before in base_before.items():
+        assert torch.equal(base_after[name].detach(), before), name
+
+    for rel in ARTIFACTS:
+        assert (tmp_path / rel).exists(), rel
+    steps = pd.read_csv(tmp_path / "data" / "steps.csv")
+    rollouts = pd.read_csv(tmp_path / "data" / "rollouts.csv")
+    assert steps["step"].tolist() == [0, 1]
+    assert len(rollouts) == 2 * cfg.rollouts_per_step
+    assert steps["score/best"].is_monotonic_increasing  # toy: higher is better
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["action"] == "construction" and config["config"]["env"] == "toy"
+    assert "git_sha" in config["provenance"] and "torch" in config["provenance"]["versions"]
+    best = json.loads((tmp_path / "best" / "default-s0.score.json").read_text())
+    assert best["reverified"]["valid"] and best["reverified"]["raw_score"] == best["raw_score"]
+
+
+def test_program_actions_run_with_all_invalid_rewards(tmp_path, tiny_policy):
+    cfg = make_config("smoke", env="toy", model="tiny", device="cpu", action="program",
+                      steps=1, eval_timeout_s=5.0)
+    result = run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+    rollouts = pd.read_csv(tmp_path / "data" / "rollouts.csv")
+    assert result.action == "program" and not rollouts["valid"].any()
+    assert rollouts["message"].str.contains("code block").all()
+
+
+@pytest.mark.parametrize("sampler, objective", [("none", "none"), ("eps_greedy", "mean"),
+                                                ("greedy", "entropic_const")])
+def test_ablation_configurations_run(tmp_path, tiny_policy, sampler, objective):
+    cfg = make_config("smoke", env="toy", model="tiny", device="cpu", steps=1,
+                      sampler=sampler, objective=objective)
+    run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+    assert len(pd.read_csv(tmp_path / "data" / "steps.csv")) == 1
+
+
+def test_a_killed_run_resumes_without_duplicating_rows(tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "harness", "discover", "--env", "toy", "--model", "tiny",
+           "--budget", "smoke", "--set", "steps=5", "--set", "device=cpu", "--quiet",
+           "--out", str(run_dir)]
+    log = (tmp_path / "log.txt").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    steps_csv = run_dir / "data" / "steps.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if steps_csv.exists() and len(steps_csv.read_text().splitlines()) >= 3:  # 2 steps done
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert steps_csv.exists(), (tmp_path / "log.txt").read_text()[-2000:]
+    done = len(pd.read_csv(steps_csv))
+    assert 2 <= done < 5, (tmp_path / "log.txt").read_text()[-2000:]
+
+    resumed = subprocess.run(cmd[:4] + ["--resume", str(run_dir), "--quiet"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    steps = pd.read_csv(steps_csv)
+    assert steps["step"].tolist() == [0, 1, 2, 3, 4]
+    rollouts = pd.read_csv(run_dir / "data" / "rollouts.csv")
+    assert rollouts.groupby("step").size().tolist() == [8] * 5
