@@ -25,7 +25,6 @@ from harness.objective import group_advantages
 from harness.sampling import Rollout, sample
 from harness.train import make_optimizer, policy_gradient_step
 
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,11 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
             progress: bool = True, policy: Policy | None = None) -> RunResult:
     """Run (or resume) one configuration of the loop, writing everything under `run_dir`.
 
-    `policy` may pass an already loaded base model (it gets fresh LoRA adapters here).
+    Several arms and seeds may share one folder: rows carry `arm` and `seed` columns, and the
+    checkpoint, adapter and best candidate are per arm and seed. `resume` continues this
+    arm/seed from its checkpoint (a finished one only re-writes its outputs). The caller
+    writes config.json (see `discover`). `policy` may pass an already loaded base model (it
+    gets fresh LoRA adapters here).
     """
     from harness.progress import StepProgress
     from harness.sandbox import EvalPool
@@ -61,10 +64,8 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
     run_dir = Path(run_dir)
     env = make_env(cfg.env, eval_timeout_s=cfg.eval_timeout_s, seed=cfg.seed)
     action = resolve_action(cfg, env)
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if not resume:
-        records.write_config(run_dir, cfg.to_dict(), device,
-                             {"action": action, "arm": arm, "env": _env_info(env)})
+    device = cfg.device or default_device()
+    ckpt = checkpoint_path(run_dir, arm, cfg.seed)
     seed_everything(cfg.seed)
     policy = policy or load_policy(cfg.model, device)
     add_lora(policy, cfg.lora_rank, cfg.lora_alpha)
@@ -73,7 +74,7 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
                     cfg.epsilon, cfg.seed)
     steps_log = records.CsvLog(run_dir / "data" / "steps.csv", records.STEP_COLUMNS)
     rollouts_log = records.CsvLog(run_dir / "data" / "rollouts.csv", records.ROLLOUT_COLUMNS)
-    start_step = load_checkpoint(run_dir, policy, optimizer, buffer) if resume else 0
+    start_step = load_checkpoint(ckpt, policy, optimizer, buffer) if resume else 0
     if start_step == 0:
         add_initial_states(env, action, buffer)
     for log in (steps_log, rollouts_log):
@@ -111,7 +112,7 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
             steps_log.append([row])
             rollouts_log.append(rollout_rows(cfg, arm, step, starts, rollouts, results,
                                              advantages, child_ids))
-            save_checkpoint(run_dir, step + 1, policy, optimizer, buffer)
+            save_checkpoint(ckpt, step + 1, policy, optimizer, buffer)
             bar.update(step, row)
 
     best = buffer.best()
@@ -194,7 +195,15 @@ def lora_state(policy: Policy) -> dict:
     return {k: v.detach().cpu() for k, v in get_peft_model_state_dict(policy.model).items()}
 
 
-def save_checkpoint(run_dir: Path, next_step: int, policy: Policy, optimizer, buffer) -> None:
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def checkpoint_path(run_dir: Path, arm: str, seed: int) -> Path:
+    return run_dir / "checkpoints" / f"{arm}-s{seed}.pt"
+
+
+def save_checkpoint(path: Path, next_step: int, policy: Policy, optimizer, buffer) -> None:
     """Everything needed to continue after a kill, written atomically (tmp file + rename)."""
     payload = {"next_step": next_step, "lora": lora_state(policy),
                "optimizer": optimizer.state_dict(), "buffer": buffer.to_dict(),
@@ -202,16 +211,16 @@ def save_checkpoint(run_dir: Path, next_step: int, policy: Policy, optimizer, bu
                        "python": random.getstate(),
                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
                        else None}}
-    tmp = run_dir / (CHECKPOINT + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
-    tmp.replace(run_dir / CHECKPOINT)
+    tmp.replace(path)
 
 
-def load_checkpoint(run_dir: Path, policy: Policy, optimizer, buffer) -> int:
+def load_checkpoint(path: Path, policy: Policy, optimizer, buffer) -> int:
     """Restore a checkpoint; returns the step to continue from (0 when there is none)."""
     from peft import set_peft_model_state_dict
 
-    path = run_dir / CHECKPOINT
     if not path.exists():
         return 0
     payload = torch.load(path, weights_only=False)  # our own file, written by save_checkpoint
@@ -248,14 +257,23 @@ def save_outputs(run_dir: Path, env: Env, action: str, policy: Policy, buffer: B
                        "message": check.message}}, indent=2) + "\n")
 
 
-def _env_info(env: Env) -> dict:
+def env_info(env: Env) -> dict:
     return {"name": env.name, "objective": env.objective, "direction": env.direction}
 
 
 def discover(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True
              ) -> RunResult:
-    """Entry point of `harness discover`: one configuration, one run folder."""
-    if resume and not (Path(run_dir) / "config.json").exists():
+    """Entry point of `harness discover`: one configuration, one run folder.
+
+    config.json (with provenance) is written before any compute; a resumed run keeps it.
+    """
+    run_dir = Path(run_dir)
+    if resume and not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"{run_dir} has no config.json: not a run folder")
-    return run_ttt(cfg, Path(run_dir), resume=resume, progress=progress)
+    if not resume:
+        env = make_env(cfg.env)
+        records.write_config(run_dir, cfg.to_dict(), cfg.device or default_device(),
+                             {"action": resolve_action(cfg, env), "arm": "default",
+                              "env": env_info(env)})
+    return run_ttt(cfg, run_dir, resume=resume, progress=progress)
 

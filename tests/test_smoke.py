@@ -11,18 +11,20 @@ import pandas as pd
 import pytest
 import torch
 
+from harness import records
 from harness.config import make_config
 from harness.ttt import run_ttt
 
 ARTIFACTS = ["config.json", "data/steps.csv", "data/rollouts.csv", "data/buffer.csv",
              "best/default-s0.json", "best/default-s0.score.json",
-             "adapter/default-s0/adapter_config.json", "checkpoint.pt"]
+             "adapter/default-s0/adapter_config.json", "checkpoints/default-s0.pt"]
 
 
 def test_two_steps_move_lora_not_the_base_and_leave_every_artifact(tmp_path, tiny_policy):
     base_before = {n: p.detach().clone() for n, p in tiny_policy.model.named_parameters()}
     cfg = make_config("smoke", env="toy", model="tiny", device="cpu")
-    run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+    discover_result = run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+    records.write_config(tmp_path, cfg.to_dict(), "cpu", {"action": discover_result.action})
 
     params = dict(tiny_policy.model.named_parameters())
     lora = {n: p for n, p in params.items() if "lora_" in n}

@@ -1,0 +1,1 @@
+"""First autocorrelation inequality (upper bound on C1)."""

@@ -1,0 +1,1 @@
+"""Second autocorrelation inequality (lower bound on C2)."""
