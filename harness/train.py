@@ -57,6 +57,8 @@ def policy_gradient_step(policy: Policy, optimizer: torch.optim.Optimizer,
     total_tokens = max(1, sum(r.num_tokens for r in rollouts))
     active = [(r, a) for r, a in zip(rollouts, advantages, strict=True)
               if a != 0.0 and r.num_tokens > 0]
+    # similar lengths share a micro-batch: less padding (the sum does not depend on order)
+    active.sort(key=lambda ra: len(ra[0].prompt_ids) + ra[0].num_tokens)
     policy.model.train()
     optimizer.zero_grad(set_to_none=True)
     loss_sum, kl_sum, kl_tokens = 0.0, 0.0, 0

@@ -1,0 +1,101 @@
+"""Does test-time training help the embedded model discover? (issue 13)
+
+On Erdős minimum overlap with construction actions, runs three arms at the same number of
+rollouts and seeds, all from the same start state:
+  full      PUCT reuse + entropic adaptive objective + LoRA training (TTT-Discover)
+  no_ttt    PUCT reuse, frozen model
+  best_of_n no reuse, no training (always the initial state)
+and prints per arm the valid fraction, the best C5 (mean ± 95% CI across seeds; lower is
+better), how many seeds beat the start state, and wall time. Every seed is reported; nothing
+is picked.
+
+Usage: python benchmarks/embedded_discovery.py [--quick] [--seeds 3] [--model smollm2]
+       [--steps N --groups G --group-size K --max-new-tokens T] [--out DIR]
+`--quick` is CI-sized (1 step of 4 rollouts per seed); the default is the full run by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from harness.config import make_config
+from harness.env import make_env
+from harness.ttt import run_ttt
+
+ARMS = {
+    "full": dict(sampler="puct", objective="entropic_adaptive", train=True),
+    "no_ttt": dict(sampler="puct", objective="none", train=False),
+    "best_of_n": dict(sampler="none", objective="none", train=False),
+}
+# two-sided 95% Student t quantiles by degrees of freedom
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+       9: 2.262, 10: 2.228}
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (nan for a single value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan
+    t = T95.get(len(values) - 1, 1.96)
+    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--groups", type=int, default=2)
+    ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.steps, args.groups, args.group_size, args.max_new_tokens = 1, 1, 4, 64
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="embedded-discovery-"))
+    start_c5 = make_env("erdos").score(
+        make_env("erdos").initial_solutions("construction")[0], "construction").raw_score
+    rows = []
+    for arm, overrides in ARMS.items():
+        for seed in range(args.seeds):
+            cfg = make_config("small", env="erdos", model=args.model, action="construction",
+                              steps=args.steps, groups_per_step=args.groups,
+                              group_size=args.group_size, max_new_tokens=args.max_new_tokens,
+                              seed=seed, **overrides)
+            t0 = time.perf_counter()
+            result = run_ttt(cfg, out, arm=arm, progress=False)
+            rows.append({"arm": arm, "seed": seed, "best_c5": result.best_raw_score,
+                         "wall_s": time.perf_counter() - t0})
+            print(json.dumps(rows[-1]), flush=True)
+
+    rollouts = pd.read_csv(out / "data" / "rollouts.csv")
+    per_seed = pd.DataFrame(rows)
+    print(f"\nerdos, construction actions, model={args.model}, {args.seeds} seeds, "
+          f"{args.steps} steps x {args.groups * args.group_size} rollouts per seed; "
+          f"start state C5 = {start_c5:.6f} (lower is better); folder {out}")
+    print(f"{'arm':10s} {'valid':>6s} {'best C5 mean ± 95% CI':>26s} {'beat start':>10s} "
+          f"{'wall s':>8s}  per-seed best")
+    for arm in ARMS:
+        seeds = per_seed[per_seed.arm == arm]
+        valid = rollouts[rollouts.arm == arm]["valid"].mean()
+        mean, half = mean_ci95(seeds.best_c5.tolist())
+        beat = int((seeds.best_c5 < start_c5).sum())
+        print(f"{arm:10s} {valid:6.1%} {mean:14.6f} ± {half:9.6f} {beat:>6d}/{len(seeds):<3d} "
+              f"{seeds.wall_s.sum():8.0f}  "
+              + ", ".join(f"{v:.5f}" for v in seeds.best_c5))
+    return per_seed
+
+
+if __name__ == "__main__":
+    main()
