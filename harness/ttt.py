@@ -59,7 +59,7 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
     gets fresh LoRA adapters here).
     """
     from harness.progress import StepProgress
-    from harness.sandbox import EvalPool
+    from harness.pool import EvalPool
 
     run_dir = Path(run_dir)
     env = make_env(cfg.env, eval_timeout_s=cfg.eval_timeout_s, seed=cfg.seed)
