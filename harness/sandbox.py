@@ -565,5 +565,11 @@ def _read_outcome(result_f, nonce: bytes) -> dict | str | None:
     return None
 
 
-# The pool lives in its own module; it is part of this module's API.
-from harness.pool import EvalPool  # noqa: E402,F401  (after _local and kill_all exist)
+def __getattr__(name: str):
+    """`sandbox.EvalPool` is part of this module's API; it lives in harness/pool.py (imported
+    lazily: the pool imports this module)."""
+    if name == "EvalPool":
+        from harness.pool import EvalPool
+
+        return EvalPool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -94,3 +94,11 @@ def test_a_killed_run_resumes_without_duplicating_rows(tmp_path):
     assert steps["step"].tolist() == [0, 1, 2, 3, 4]
     rollouts = pd.read_csv(run_dir / "data" / "rollouts.csv")
     assert rollouts.groupby("step").size().tolist() == [8] * 5
+
+    # the resumed run is the run that was never killed: same samples, same scores
+    straight = tmp_path / "straight"
+    cmd_straight = [c if c != str(run_dir) else str(straight) for c in cmd]
+    assert subprocess.run(cmd_straight, capture_output=True, timeout=300).returncode == 0
+    reference = pd.read_csv(straight / "data" / "rollouts.csv")
+    columns = ["step", "group", "parent_id", "child_id", "raw_score", "tokens", "advantage"]
+    pd.testing.assert_frame_equal(rollouts[columns], reference[columns])
