@@ -11,7 +11,7 @@ is picked.
 
 Usage: python benchmarks/embedded_discovery.py [--quick] [--seeds 3] [--model smollm2]
        [--steps N --groups G --group-size K --max-new-tokens T] [--out DIR]
-`--quick` is CI-sized (1 step of 4 rollouts per seed); the default is the full run by hand.
+`--quick` is CI-sized (2 steps of 4 rollouts per seed); the default is the full run by hand.
 """
 
 from __future__ import annotations
@@ -54,14 +54,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--model", default="smollm2")
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--groups", type=int, default=2)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.quick:
-        args.steps, args.groups, args.group_size, args.max_new_tokens = 1, 1, 4, 64
+        args.steps, args.groups, args.group_size, args.max_new_tokens = 2, 1, 4, 96
 
     out = args.out or Path(tempfile.mkdtemp(prefix="embedded-discovery-"))
     start_c5 = make_env("erdos").score(

@@ -89,6 +89,8 @@ class Env:
     max_len: int = 1000
     prompt_values: int = 200      # states longer than this are downsampled in prompts
     answer_prefixes = {"construction": "["}  # the assistant's answer starts with this text
+    initial_value: float = 1.0    # number-list envs start from this value ...
+    initial_length: int = 20      # ... repeated this many times
 
     def __init__(self, eval_timeout_s: float = 10.0, seed: int = 0):
         self.eval_timeout_s = eval_timeout_s
@@ -107,7 +109,12 @@ class Env:
         return raw if self.direction == "max" else 1.0 / raw
 
     def initial_solutions(self, action: str) -> list[str]:
-        raise NotImplementedError
+        """The start state: a flat list (number-list envs), as a construction or a program."""
+        if action == "program":
+            return [f"def run(seed: int, budget_s: float) -> list[float]:\n"
+                    f'    """A flat start: every value is {self.initial_value}."""\n'
+                    f"    return [{self.initial_value}] * {self.initial_length}\n"]
+        return [self.canonical([self.initial_value] * self.initial_length)]
 
     @classmethod
     def template_dir(cls) -> Path:
@@ -203,6 +210,11 @@ class Env:
             return EvalResult(False, None, 0.0, _one_line(err), solution)
         return EvalResult(True, raw, self.reward(raw), "ok", solution)
 
+    def score_output(self, output_text: str, case_text: str) -> EvalResult:
+        """Score a program's output on one case (`harness score ENV OUTPUT --input CASE`);
+        only envs whose programs read a case from stdin (AtCoder) support it."""
+        raise EnvError(f"env {self.name} takes no --input case file")
+
     def evaluate(self, completion: str, action: str) -> EvalResult:
         """Score a model completion: extract the solution, then score it."""
         try:
@@ -234,6 +246,8 @@ ENVS: dict[str, str] = {
     "ac2": "envs.ac2.env:AC2Env",
     "cp26": "envs.circle_packing.env:CP26Env",
     "cp32": "envs.circle_packing.env:CP32Env",
+    "ahc039": "envs.ahc039.env:AHC039Env",
+    "ahc058": "envs.ahc058.env:AHC058Env",
 }
 
 

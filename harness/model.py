@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,77 +87,80 @@ def _quiet() -> None:
     logging.disable_progress_bar()
 
 
+def cached_folder(name: str, build, marker: str = "config.json") -> Path:
+    """A folder in the cache, made once by `build(tmp_folder)`: under a file lock (parallel
+    runs), into a temporary folder renamed at the end (a crash never leaves half a cache)."""
+    from filelock import FileLock
+
+    folder = cache_dir() / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / marker).exists():
+            tmp = folder.with_name(folder.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)  # left by a crash
+            build(tmp)
+            tmp.rename(folder)
+    return folder
+
+
 def smollm2_folder() -> Path:
     """A plain (safetensors) copy of SmolLM2-135M-Instruct, dequantised from the GGUF once."""
     _offline()
-    from filelock import FileLock
+    return cached_folder("smollm2-135m-instruct", _dequantise_smollm2)
+
+
+def _dequantise_smollm2(out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = cache_dir() / "smollm2-135m-instruct"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        if (folder / "config.json").exists():
-            return folder
-        src = gguf_path()
-        tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
-        gguf_model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
-        config = gguf_model.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config  # the weights below are already dequantised
-        plain = AutoModelForCausalLM.from_config(config)
-        plain.load_state_dict(gguf_model.state_dict())
-        tmp = folder.with_name(folder.name + ".tmp")
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        tmp.rename(folder)  # atomic: a crash mid-write never leaves a half cache
-    return folder
+    src = gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights below are already dequantised
+    # save_pretrained refuses a GGUF-loaded model: rebuild it from its config and weights
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(gguf_model.state_dict())
+    plain.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def tiny_folder() -> Path:
     """A random-initialised 2-layer Llama with SmolLM2's tokenizer (seeded, so reproducible)."""
     _offline()
-    from filelock import FileLock
+    return cached_folder("tiny-llama", _build_tiny)
+
+
+def _build_tiny(out: Path) -> None:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    folder = cache_dir() / "tiny-llama"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        if (folder / "config.json").exists():
-            return folder
-        tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder())
-        config = LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            max_position_embeddings=4096, tie_word_embeddings=True,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        torch.manual_seed(0)
-        model = LlamaForCausalLM(config)
-        tmp = folder.with_name(folder.name + ".tmp")
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        tmp.rename(folder)
-    return folder
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=4096, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def smollm2_tokenizer_folder() -> Path:
     """The tokenizer alone, converted from the GGUF metadata (no weights dequantised)."""
     _offline()
-    from filelock import FileLock
-    from transformers import AutoTokenizer
-
     full = cache_dir() / "smollm2-135m-instruct"
     if (full / "tokenizer_config.json").exists():
         return full
-    folder = cache_dir() / "smollm2-tokenizer"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        if not (folder / "tokenizer_config.json").exists():
-            src = gguf_path()
-            tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
-            tokenizer.save_pretrained(folder)
-    return folder
+    return cached_folder("smollm2-tokenizer", _convert_tokenizer, marker="tokenizer_config.json")
+
+
+def _convert_tokenizer(out: Path) -> None:
+    from transformers import AutoTokenizer
+
+    src = gguf_path()
+    AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name).save_pretrained(out)
 
 
 def resolve(name: str) -> str:

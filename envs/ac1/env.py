@@ -10,16 +10,8 @@ sequence of 20 ones (raw 2).
 
 from __future__ import annotations
 
-import json
-
 from envs.ac1.verifier import ac1_bound
 from harness.env import Env
-
-INITIAL_STEPS = 20
-INITIAL_PROGRAM = f'''def run(seed: int, budget_s: float) -> list[float]:
-    """A flat sequence: every step has height 1."""
-    return [1.0] * {INITIAL_STEPS}
-'''
 
 
 class AC1Env(Env):
@@ -28,12 +20,8 @@ class AC1Env(Env):
     objective = "C1 upper bound"
     direction = "min"
     min_len = 1
+    initial_value = 1.0
     max_len = 100_000
 
     def verify(self, values: list[float]) -> float:
         return ac1_bound(values)
-
-    def initial_solutions(self, action: str) -> list[str]:
-        if action == "program":
-            return [INITIAL_PROGRAM]
-        return [json.dumps([1.0] * INITIAL_STEPS)]

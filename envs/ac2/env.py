@@ -10,16 +10,8 @@ is the constant sequence of 20 ones (raw about 0.67).
 
 from __future__ import annotations
 
-import json
-
 from envs.ac2.verifier import ac2_bound
 from harness.env import Env
-
-INITIAL_STEPS = 20
-INITIAL_PROGRAM = f'''def run(seed: int, budget_s: float) -> list[float]:
-    """A flat sequence: every step has height 1."""
-    return [1.0] * {INITIAL_STEPS}
-'''
 
 
 class AC2Env(Env):
@@ -28,12 +20,8 @@ class AC2Env(Env):
     objective = "C2 lower bound"
     direction = "max"
     min_len = 1
+    initial_value = 1.0
     max_len = 100_000
 
     def verify(self, values: list[float]) -> float:
         return ac2_bound(values)
-
-    def initial_solutions(self, action: str) -> list[str]:
-        if action == "program":
-            return [INITIAL_PROGRAM]
-        return [json.dumps([1.0] * INITIAL_STEPS)]

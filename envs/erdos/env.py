@@ -12,16 +12,8 @@ The initial state is the constant function 1/2 on 20 steps (C5 = 0.5).
 
 from __future__ import annotations
 
-import json
-
 from envs.erdos.verifier import erdos_c5, scale_and_cap
 from harness.env import Env
-
-INITIAL_STEPS = 20
-INITIAL_PROGRAM = f'''def run(seed: int, budget_s: float) -> list[float]:
-    """A flat step function: h = 1/2 on every step."""
-    return [0.5] * {INITIAL_STEPS}
-'''
 
 
 class ErdosEnv(Env):
@@ -30,6 +22,7 @@ class ErdosEnv(Env):
     objective = "C5 upper bound"
     direction = "min"
     min_len = 4
+    initial_value = 0.5
     max_len = 1000
 
     def verify(self, values: list[float]) -> float:
@@ -37,8 +30,3 @@ class ErdosEnv(Env):
 
     def decode(self, values: list[float]) -> list[float]:
         return scale_and_cap(values).tolist()
-
-    def initial_solutions(self, action: str) -> list[str]:
-        if action == "program":
-            return [INITIAL_PROGRAM]
-        return [json.dumps([0.5] * INITIAL_STEPS)]
