@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.logprobs import token_logprobs
 from harness.model import Policy
 from harness.sampling import Rollout
 
@@ -29,7 +30,7 @@ def action_logprobs(policy: Policy, rollouts: list[Rollout]) -> list[torch.Tenso
     """Current-policy log-probs of each rollout's action tokens (one 1-D tensor per rollout).
 
     The decoder runs over prompt + action, but the vocabulary projection only at the action
-    positions: the prompt's (often longer) B x T x V logits are never built.
+    positions, in chunks (`harness.logprobs`): B x T x V logits are never built.
     """
     base = policy.model.get_base_model() if hasattr(policy.model, "get_base_model") \
         else policy.model
@@ -41,13 +42,14 @@ def action_logprobs(policy: Policy, rollouts: list[Rollout]) -> list[torch.Tenso
     mask_BT = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs],
                            device=policy.device)
     hidden_BTD = decoder(input_ids=input_BT, attention_mask=mask_BT).last_hidden_state
-    out = []
-    for b, r in enumerate(rollouts):
-        start = len(r.prompt_ids) - 1  # the hidden state at position t predicts token t + 1
-        logits_TV = head(hidden_BTD[b, start:start + r.num_tokens]).float()
-        targets_T = input_BT[b, start + 1:start + 1 + r.num_tokens]
-        out.append(torch.log_softmax(logits_TV, -1).gather(-1, targets_T[:, None])[:, 0])
-    return out
+    # the hidden state at position t predicts token t + 1: gather every action position
+    starts = [len(r.prompt_ids) - 1 for r in rollouts]
+    hidden_ND = torch.cat([hidden_BTD[b, s:s + r.num_tokens]
+                           for b, (s, r) in enumerate(zip(starts, rollouts, strict=True))])
+    targets_N = torch.cat([input_BT[b, s + 1:s + 1 + r.num_tokens]
+                           for b, (s, r) in enumerate(zip(starts, rollouts, strict=True))])
+    logprobs_N = token_logprobs(hidden_ND, head, targets_N)
+    return list(logprobs_N.split([r.num_tokens for r in rollouts]))
 
 
 def policy_gradient_step(policy: Policy, optimizer: torch.optim.Optimizer,
