@@ -1,0 +1,1 @@
+"""AtCoder Heuristic Contest 039: an axis-parallel net around mackerels, away from sardines."""
