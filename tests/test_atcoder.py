@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from envs.ahc039 import generator as gen039
 from envs.ahc039 import verifier as v039
-from envs.ahc039.env import FINAL_CASES, language_of
 from envs.ahc058 import generator as gen058
 from envs.ahc058 import verifier as v058
+from envs.atcoder import FINAL_CASES, language_of
 from harness.cli import main
 from harness.env import make_env
 

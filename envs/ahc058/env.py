@@ -10,9 +10,9 @@ about 0.48 on the default 8 cases).
 
 from __future__ import annotations
 
-from envs.ahc039.env import AtCoderEnv
 from envs.ahc058.generator import generate_case
 from envs.ahc058.verifier import score_case
+from envs.atcoder import AtCoderEnv
 
 
 class AHC058Env(AtCoderEnv):
