@@ -15,8 +15,9 @@ import click
 
 from harness.config import BUDGETS, Config, ConfigError, make_config, parse_overrides
 from harness.env import ENVS, EnvError, env_class, make_env
+from harness.planner import EXPERIMENT_BUDGETS, PlanError
 
-USER_ERRORS = (ConfigError, EnvError, FileNotFoundError, ValueError)
+USER_ERRORS = (ConfigError, EnvError, PlanError, FileNotFoundError, ValueError)
 
 
 def reports_root() -> Path:
@@ -94,18 +95,23 @@ def _resumed_config(run_dir: Path) -> Config:
               help="Case file (AtCoder envs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def score(env_name, file, case_file, as_json) -> None:
-    """Verify one candidate: a program (.py) or a raw construction (.json)."""
+    """Verify one candidate: a program (.py, .cpp) or a raw construction (.json); for AtCoder
+    envs, a program's output file with --input CASE."""
+
+    def read(path: Path) -> str:
+        try:
+            return path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") \
+                from None
+
     try:
         env = make_env(env_name)
         if case_file is not None:
-            raise EnvError(f"env {env_name} takes no --input case file")
-        try:
-            text = file.read_text()
-        except (OSError, UnicodeDecodeError) as err:
-            raise ValueError(f"cannot read {file}: {getattr(err, 'strerror', None) or err}") \
-                from None
-        solution, action = env.load_file(text, file.suffix)
-        result = env.score(solution, action)
+            result = env.score_output(read(file), read(case_file))
+        else:
+            solution, action = env.load_file(read(file), file.suffix)
+            result = env.score(solution, action)
     except USER_ERRORS as err:
         raise click.ClickException(str(err).splitlines()[0]) from None
     if as_json:
@@ -129,6 +135,77 @@ def envs() -> None:
         direction = "lower" if cls.direction == "min" else "higher"
         click.echo(f"{name:8s} {cls.title}; {cls.objective}, {direction} is better; "
                    f"actions: {', '.join(cls.actions)}")
+
+
+# --- experiments ---
+@main.command()
+@click.argument("request")
+@click.option("--budget", type=click.Choice(list(EXPERIMENT_BUDGETS)), default=None,
+              help="Budget of the whole experiment (default: small on CPU, medium on GPU).")
+@click.option("--model", default=None, help="smollm2 (default), tiny, a HF id or a folder.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Seeds per arm (default: the budget's).")
+@click.option("--dry-run", is_flag=True, help="Write the folder, plan and script; run nothing.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def experiment(request, budget, model, seeds, dry_run, quiet) -> None:
+    """Plan REQUEST, write an experiment folder with its script, run it and write the report.
+
+    REQUEST: 'tune <knob> on <env>', 'ablate <component> on <env>',
+    'compare <arm> vs <arm> on <env>' or 'run <env>'."""
+    from harness.experiment import create_experiment, run_experiment
+    from harness.model import ModelError
+
+    folder = None
+    try:
+        folder = create_experiment(request, root=reports_root(), budget=budget, model=model,
+                                   seeds=seeds)
+        if not dry_run:
+            run_experiment(folder, progress=not quiet)
+    except (*USER_ERRORS, ModelError) as err:
+        raise click.ClickException(str(err).splitlines()[0]) from None
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted" + (f"; the report in {folder} says which arms finished. "
+                                     f"Resume with: python {folder}/experiment.py"
+                                     if folder else ""), err=True)
+        raise SystemExit(130) from None
+    click.echo(str(folder))
+
+
+@main.command()
+def reports() -> None:
+    """List experiments, newest first: status and best result vs the baseline."""
+    from harness.report import list_experiments
+
+    found = list_experiments(reports_root())
+    if not found:
+        click.echo(f"no experiments under {reports_root()}")
+    for e in found:
+        click.echo(f"{e['name']}  {e['status']}  {e['best']}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+def report(folder) -> None:
+    """Re-render summary.csv, figures and report.md of an experiment FOLDER from its files."""
+    from harness.report import write_report
+
+    try:
+        click.echo(str(write_report(folder)))
+    except USER_ERRORS as err:
+        raise click.ClickException(str(err).splitlines()[0]) from None
+
+
+@main.command("install-commands")
+@click.argument("dest", type=click.Path(path_type=Path), default=".")
+def install_commands(dest) -> None:
+    """Copy the Claude Code commands (/experiment, /sweep, /review) into DEST/.claude/commands."""
+    from harness.resources import install_commands as install
+
+    try:
+        written = install(dest)
+    except (OSError, FileNotFoundError) as err:
+        raise click.ClickException(str(err).splitlines()[0]) from None
+    click.echo(str(written[0].parent))
 
 
 if __name__ == "__main__":

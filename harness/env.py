@@ -248,6 +248,7 @@ ENVS: dict[str, str] = {
     "cp32": "envs.circle_packing.env:CP32Env",
     "ahc039": "envs.ahc039.env:AHC039Env",
     "ahc058": "envs.ahc058.env:AHC058Env",
+    "trimul": "envs.trimul.env:TriMulEnv",
 }
 
 

@@ -88,15 +88,16 @@ def git_info(folder: Path) -> dict:
 
         repo = git.Repo(folder, search_parent_directories=True)
     except Exception:  # not a checkout (an installed wheel) or git missing: no provenance
-        return {"sha": None, "branch": None, "dirty": None, "diff": ""}
+        return {"sha": None, "branch": None, "dirty": None, "diff": "", "untracked": []}
     try:
         branch = repo.active_branch.name
     except TypeError:
         branch = None  # detached HEAD
     sha = repo.head.commit.hexsha if repo.head.is_valid() else None
     diff = repo.git.diff("HEAD") if sha else ""
+    # new files are not in `git diff HEAD`: name them, so a dirty tree is fully described
     return {"sha": sha, "branch": branch, "dirty": repo.is_dirty(untracked_files=False),
-            "diff": diff}
+            "diff": diff, "untracked": repo.untracked_files[:200]}
 
 
 def provenance(device: str) -> dict:
@@ -109,6 +110,7 @@ def provenance(device: str) -> dict:
     git = git_info(Path(__file__).resolve().parent)
     return {
         "git_sha": git["sha"], "git_branch": git["branch"], "git_dirty": git["dirty"],
+        "git_untracked": git["untracked"],
         "python": sys.version.split()[0], "platform": platform.platform(),
         "versions": versions, "device": device, "command": sys.argv,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "_diff": git["diff"],

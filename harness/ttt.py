@@ -26,7 +26,6 @@ from harness.sampling import Rollout, sample
 from harness.train import make_optimizer, policy_gradient_step
 
 
-
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
@@ -58,8 +57,8 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
     writes config.json (see `discover`). `policy` may pass an already loaded base model (it
     gets fresh LoRA adapters here).
     """
-    from harness.progress import StepProgress
     from harness.pool import EvalPool
+    from harness.progress import StepProgress
 
     run_dir = Path(run_dir)
     env = make_env(cfg.env, eval_timeout_s=cfg.eval_timeout_s, seed=cfg.seed)

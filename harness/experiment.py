@@ -1,0 +1,178 @@
+"""Experiments: a request becomes a timestamped folder with its plan, its single script, the
+data of every arm and seed, figures and a report.
+
+    folder = create_experiment("tune entropic temperature on erdos", root=reports_root())
+    run_experiment(folder)          # what `python <folder>/experiment.py` calls
+
+`create_experiment` plans (planner.py) and writes plan.json and experiment.py (rendered from
+experiments/experiment.py.j2 with the plan inlined). `run_experiment` writes config.json
+(provenance) before any compute, runs each unfinished arm x seed through `run_ttt` (all of
+them appending to the same tidy CSVs), and renders the report from the folder's files, also
+after a Ctrl-C, so an interrupted folder says which arms finished.
+"""
+
+from __future__ import annotations
+
+import json
+import pprint
+import re
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import jinja2
+
+from harness import records
+from harness.env import make_env
+from harness.planner import Plan, make_plan, validate_plan
+from harness.report import finished_runs, write_report
+from harness.resources import resource_dir
+
+SCRIPT_TEMPLATE = "experiment.py.j2"
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def create_experiment(request: str, *, root: Path, budget: str | None = None,
+                      model: str | None = None, seeds: int | None = None,
+                      planner: str = "auto", max_retries: int = 2) -> Path:
+    """Plan `request` and write plan.json and experiment.py into a new folder under `root`.
+
+    The default budget is `small` on CPU and `medium` on a GPU. Raises PlanError (one line)
+    for a request that cannot be planned, before any folder is made."""
+    from harness.model import EMBEDDED_MODELS, ModelError
+
+    model = model or "smollm2"
+    if model not in EMBEDDED_MODELS and "/" not in model and not Path(model).expanduser().is_dir():
+        raise ModelError(f"unknown model {model!r}: use smollm2, tiny, a Hugging Face id "
+                         "(org/name) or a local folder")
+    device = default_device()
+    budget = budget or ("small" if device == "cpu" else "medium")
+    plan = make_plan(request, budget, model, seeds, device, planner=planner,
+                     max_retries=max_retries)
+    folder = new_experiment_dir(Path(root), request)
+    (folder / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
+    (folder / "experiment.py").write_text(render_script(plan))
+    return folder
+
+
+def new_experiment_dir(root: Path, request: str) -> Path:
+    """`root/<YYYY-MM-DD_HH-MM>-<slug>/`, made atomically (-2, -3 ... on a clash)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.lower()).strip("-")[:48].strip("-") or "experiment"
+    base = f"{time.strftime('%Y-%m-%d_%H-%M')}-{slug}"
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        path = root / (base if i == 1 else f"{base}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"too many experiment folders named {base}")
+
+
+def render_script(plan: Plan) -> str:
+    templates = jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("experiments")),
+                                   undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    request = " ".join(plan.request.split()).replace("\\", "/").replace('"""', "'''")
+    return templates.get_template(SCRIPT_TEMPLATE).render(
+        request=request, created=time.strftime("%Y-%m-%d %H:%M"), planner=plan.planner,
+        n_arms=len(plan.arms), n_seeds=len(plan.seeds), env=plan.env, budget=plan.budget,
+        plan=pprint.pformat(plan.to_dict(), sort_dicts=False, width=92))
+
+
+def run_experiment(folder: Path, plan: dict | None = None, *, progress: bool = True) -> Path:
+    """Run (or resume) every arm x seed of `plan` (default: folder/plan.json) in `folder`,
+    then write the report; returns report.md. Finished runs are not redone; a killed run
+    continues from its checkpoint. On Ctrl-C the report is written, then the interrupt
+    propagates."""
+    from harness.ttt import run_ttt
+
+    folder = Path(folder).resolve()
+    if plan is None:
+        plan_file = folder / "plan.json"
+        if not plan_file.exists():
+            raise FileNotFoundError(f"{folder} is not an experiment folder (no plan.json)")
+        plan = json.loads(plan_file.read_text())
+    spec = validate_plan(plan)
+    record = json.dumps(spec.to_dict(), indent=2) + "\n"
+    if not (folder / "plan.json").exists() or (folder / "plan.json").read_text() != record:
+        (folder / "plan.json").write_text(record)  # the report reads the plan that ran
+    if not (folder / "config.json").exists():
+        write_provenance(folder, spec)
+    runs = [(arm.name, seed) for arm in spec.arms for seed in spec.seeds]
+    done = finished_runs(folder, spec.settings["steps"])
+    try:
+        with remember_ctrl_c() as ctrl_c:
+            for i, (arm, seed) in enumerate(runs, 1):
+                if ctrl_c.is_set():
+                    raise KeyboardInterrupt
+                if (arm, seed) in done:
+                    continue
+                if progress:
+                    print(f"[{i}/{len(runs)}] arm {arm}, seed {seed}", file=sys.stderr)
+                run_ttt(spec.config(arm, seed), folder, arm=arm, resume=True,
+                        progress=progress)
+    except KeyboardInterrupt:
+        write_report(folder)
+        raise
+    return write_report(folder)
+
+
+@contextmanager
+def remember_ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt where the main thread is, as usual, with two repairs.
+    Python swallows (and prints) an interrupt that lands in a finalizer, which is frequent
+    while a finished arm's model is freed: such an interrupt is raised again once the
+    finalizer is done. And the event stays set, so the experiment stops at the next run
+    boundary whatever happened to the exception."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def on_sigint(signum, frame):
+        event.set()
+        raise KeyboardInterrupt
+
+    def on_unraisable(unraisable):
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type,
+                                                          KeyboardInterrupt):
+            signal.setitimer(signal.ITIMER_REAL, 0.01)  # raise it again in 10 ms (SIGALRM)
+        else:
+            previous_hook(unraisable)
+
+    previous = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGALRM, on_sigint)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, on_unraisable
+    try:
+        yield event
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGALRM, previous[1])
+        sys.unraisablehook = previous_hook
+
+
+def write_provenance(folder: Path, plan: Plan) -> None:
+    """config.json: the baseline arm's config, each arm's overrides and resolved action, the
+    seeds and budget, and provenance (git SHA, branch, code.diff, versions, device, command)."""
+    from harness.ttt import env_info, resolve_action
+
+    env = make_env(plan.env)
+    arms = {a.name: {"overrides": a.overrides,
+                     "action": resolve_action(plan.config(a.name, plan.seeds[0]), env)}
+            for a in plan.arms}
+    records.write_config(folder, plan.config(plan.baseline, plan.seeds[0]).to_dict(),
+                         plan.device, {
+                             "kind": "experiment", "request": plan.request,
+                             "budget": plan.budget, "seeds": list(plan.seeds),
+                             "settings": plan.settings, "baseline": plan.baseline,
+                             "arms": arms, "planner": plan.planner,
+                             "env": {**env_info(env), "actions": list(env.actions)}})

@@ -1,0 +1,309 @@
+"""Reports of an experiment folder, rendered from its files only.
+
+`write_report(folder)` reads plan.json, config.json and data/*.csv, and (re)writes
+data/summary.csv (one row per arm), figures/*.png and report.md (templates/report.md.j2), then
+rebuilds the reports root's INDEX.md from every experiment folder. The status of a run (one arm
+and seed) also comes from the files: finished when steps.csv has all its steps and its best
+candidate was written (best/<arm>-s<seed>.score.json, the loop's last act).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from harness import figures
+from harness.config import Config
+from harness.records import BUFFER_COLUMNS, ROLLOUT_COLUMNS, STEP_COLUMNS
+from harness.report_text import findings, next_steps, unknowns, weak_model_notes
+
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+       9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000}
+WEAK_VALID_FRAC = 0.05  # below this the loop has (almost) no reward to learn from
+
+
+def t95(df: int) -> float:
+    """Two-sided 95% Student-t quantile (the table's next smaller df; 1.96 beyond 60)."""
+    return T95[max(k for k in T95 if k <= df)] if df <= 60 else 1.96
+
+
+# --- reading the folder ---
+def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=columns)
+    return pd.read_csv(path, dtype={"arm": str, "message": str})
+
+
+@dataclass(frozen=True)
+class Records:
+    """Everything a report is made from: the folder's plan, config and tidy CSVs."""
+    folder: Path
+    plan: dict
+    config: dict           # {} before the first run (a dry-run folder)
+    steps: pd.DataFrame
+    rollouts: pd.DataFrame
+    buffer: pd.DataFrame
+
+
+def load(folder: Path) -> Records:
+    folder = Path(folder)
+    if not (folder / "plan.json").exists():
+        raise FileNotFoundError(f"{folder} is not an experiment folder (no plan.json)")
+    config = folder / "config.json"
+    return Records(
+        folder, json.loads((folder / "plan.json").read_text()),
+        json.loads(config.read_text()) if config.exists() else {},
+        read_csv(folder / "data" / "steps.csv", STEP_COLUMNS),
+        read_csv(folder / "data" / "rollouts.csv", ROLLOUT_COLUMNS),
+        read_csv(folder / "data" / "buffer.csv", BUFFER_COLUMNS))
+
+
+def finished_runs(folder: Path, steps: int) -> set[tuple[str, int]]:
+    """(arm, seed) pairs whose every step is recorded and whose best candidate was written."""
+    rows = read_csv(Path(folder) / "data" / "steps.csv", STEP_COLUMNS)
+    counts = rows.groupby(["arm", "seed"]).size() if not rows.empty else {}
+    return {(arm, int(seed)) for (arm, seed), n in dict(counts).items()
+            if n >= steps and (Path(folder) / "best" / f"{arm}-s{int(seed)}.score.json").exists()}
+
+
+def _best(values: pd.Series, direction: str) -> float:
+    values = values.dropna()
+    if values.empty:
+        return math.nan
+    return float(values.min() if direction == "min" else values.max())
+
+
+def run_table(rec: Records, direction: str) -> pd.DataFrame:
+    """One row per planned (arm, seed): steps done, finished, best raw score, start score."""
+    plan, steps, buffer = rec.plan, rec.steps, rec.buffer
+    done = finished_runs(rec.folder, plan["settings"]["steps"])
+    rows = []
+    for arm in plan["arms"]:
+        for seed in plan["seeds"]:
+            mine = steps[(steps["arm"] == arm["name"]) & (steps["seed"] == seed)]
+            initial = buffer[(buffer["arm"] == arm["name"]) & (buffer["seed"] == seed)
+                             & (buffer["step"] == -1)]
+            rows.append({"arm": arm["name"], "seed": seed, "steps_done": len(mine),
+                         "finished": (arm["name"], seed) in done,
+                         "best_raw": _best(mine["score/best"], direction),
+                         "start_raw": _best(initial["raw_score"], direction)})
+    return pd.DataFrame(rows)
+
+
+def summarize(rec: Records, runs: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """summary.csv: one row per arm, with the best raw score and mean +- 95% CI over seeds."""
+    plan, steps, rollouts = rec.plan, rec.steps, rec.rollouts
+    rows = []
+    for arm in [a["name"] for a in plan["arms"]]:
+        mine = runs[runs["arm"] == arm]
+        bests = mine["best_raw"].dropna().to_numpy()
+        n = len(bests)
+        ci = t95(n - 1) * bests.std(ddof=1) / math.sqrt(n) if n >= 2 else math.nan
+        finished = int(mine["finished"].sum())
+        status = ("finished" if finished == len(mine) else
+                  "not started" if mine["steps_done"].sum() == 0 else "partial")
+        arm_steps = steps[steps["arm"] == arm]
+        arm_rollouts = rollouts[rollouts["arm"] == arm]
+        rows.append({
+            "arm": arm, "baseline": arm == plan["baseline"], "status": status,
+            "runs_finished": finished, "runs": len(mine),
+            "steps_done": int(mine["steps_done"].sum()),
+            "steps_planned": plan["settings"]["steps"] * len(mine),
+            "best_raw": _best(mine["best_raw"], direction),
+            "mean_best": float(bests.mean()) if n else math.nan, "ci95": ci, "n": n,
+            "start_raw": _best(mine["start_raw"], direction),
+            "valid_frac": float(arm_rollouts["valid"].astype(bool).mean())
+            if len(arm_rollouts) else math.nan,
+            "rollouts": len(arm_rollouts),
+            "tokens": int(arm_steps["tokens/generated"].sum()),
+            "wall_s": float(arm_steps["time/step_s"].sum()), "direction": direction,
+        })
+    return pd.DataFrame(rows)
+
+
+# --- rendering ---
+def fmt(value, digits: int = 6) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def _env_meta(rec: Records) -> dict:
+    env = rec.config.get("env")
+    if env:
+        return env
+    from harness.env import env_class  # a dry-run folder has no config.json yet
+
+    cls = env_class(rec.plan["env"])
+    return {"name": cls.name, "objective": cls.objective, "direction": cls.direction,
+            "actions": list(cls.actions)}
+
+
+def setup_rows(plan: dict, config: dict) -> tuple[list[str], list[dict]]:
+    """Settings shared by all arms that differ from the defaults, and each arm's own diff."""
+    defaults = Config().to_dict()
+    full = {a["name"]: {**defaults, "env": plan["env"], "model": plan["model"],
+                        "device": plan["device"], **plan["settings"], **a["overrides"]}
+            for a in plan["arms"]}
+    keys = [k for k in defaults if k != "seed"]
+    common = [k for k in keys if len({json.dumps(c[k]) for c in full.values()}) == 1
+              and next(iter(full.values()))[k] != defaults[k]]
+    first = next(iter(full.values()))
+    arms = []
+    for arm in plan["arms"]:
+        diff = [f"{k}={full[arm['name']][k]}" for k in keys
+                if k not in common and full[arm["name"]][k] != defaults[k]]
+        action = config.get("arms", {}).get(arm["name"], {}).get(
+            "action", arm["overrides"].get("action", "auto"))  # resolved when it ran
+        arms.append({"name": arm["name"], "diff": ", ".join(diff) or "(defaults)",
+                     "why": arm.get("why", ""), "action": action})
+    return [f"{k}={first[k]}" for k in common], arms
+
+
+def valid_by_step(steps: pd.DataFrame, arms: list[str], limit: int = 12) -> list[list[str]]:
+    if steps.empty:
+        return []
+    table = steps.pivot_table(index="step", columns="arm", values="valid_frac", aggfunc="mean")
+    index = list(table.index)
+    if len(index) > limit:
+        index = sorted({index[round(i * (len(index) - 1) / (limit - 1))] for i in range(limit)})
+    return [[str(s + 1)] + [f"{table.at[s, a]:.0%}" if a in table and not
+                            pd.isna(table.at[s, a]) else "-" for a in arms] for s in index]
+
+
+def failures(rollouts: pd.DataFrame, top: int = 5) -> list[dict]:
+    bad = rollouts[~rollouts["valid"].astype(bool)] if not rollouts.empty else rollouts
+    if bad.empty:
+        return []
+    counts = bad["message"].fillna("(no message)").value_counts().head(top)
+    return [{"count": int(n), "share": n / len(rollouts), "message": str(m)[:200]}
+            for m, n in counts.items()]
+
+
+def code_span(text: str) -> str:
+    """`text` as a markdown code span, whatever backticks it holds."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest else f"`{text}`"
+
+
+def write_report(folder: Path) -> Path:
+    """(Re)write data/summary.csv, figures/*.png, report.md and the root's INDEX.md."""
+    rec = load(folder)
+    folder, plan, config = rec.folder, rec.plan, rec.config
+    env = _env_meta(rec)
+    direction, objective = env["direction"], env["objective"]
+    runs = run_table(rec, direction)
+    summary = summarize(rec, runs, direction)
+    (folder / "data").mkdir(exist_ok=True)
+    summary.to_csv(folder / "data" / "summary.csv", index=False)
+
+    arms = [a["name"] for a in plan["arms"]]
+    start = _best(runs["start_raw"], direction)
+    start = None if math.isnan(start) else start
+    fig_dir = folder / "figures"
+    drawn = [
+        ("Best so far", figures.best_so_far(rec.steps, arms, start, objective, direction,
+                                            fig_dir / "best_so_far.png")),
+        ("Reward distribution per step", figures.reward_distribution(
+            rec.rollouts, arms, fig_dir / "reward_distribution.png")),
+        ("Arm comparison", figures.arm_comparison(summary, runs, plan["baseline"], objective,
+                                                  direction, fig_dir / "arm_comparison.png")),
+        ("Valid fraction per step", figures.valid_fraction(rec.steps, arms,
+                                                           fig_dir / "valid_fraction.png")),
+    ]
+    common, arm_setup = setup_rows(plan, config)
+    rollouts_n = len(rec.rollouts)
+    valid_all = float(rec.rollouts["valid"].astype(bool).mean()) if rollouts_n else None
+    weak = weak_model_notes(summary, {a["name"]: a["action"] for a in arm_setup}, plan, env,
+                            WEAK_VALID_FRAC)
+    context = {
+        "plan": plan, "env": env, "start": fmt(start), "common": common, "arms": arm_setup,
+        "better": "lower" if direction == "min" else "higher",
+        "provenance": config.get("provenance", {}), "summary": summary.to_dict("records"),
+        "fmt": fmt, "status": experiment_status(summary),
+        "finished": summary.loc[summary["status"] == "finished", "arm"].tolist(),
+        "unfinished": summary.loc[summary["status"] != "finished", "arm"].tolist(),
+        "figures": [(t, p.relative_to(folder).as_posix()) for t, p in drawn if p],
+        "valid_steps": valid_by_step(rec.steps, arms), "failures": failures(rec.rollouts),
+        "valid_all": valid_all, "rollouts_n": rollouts_n,
+        "weak": weak, "code": code_span,
+        "findings": findings(summary, plan["baseline"], direction, start),
+        "unknowns": unknowns(summary, plan),
+        "next_steps": next_steps(summary, plan, folder, direction, bool(weak)),
+    }
+    templates = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+        lstrip_blocks=True)
+    path = folder / "report.md"
+    path.write_text(templates.get_template("report.md.j2").render(**context))
+    write_index(folder.parent)
+    return path
+
+
+def experiment_status(summary: pd.DataFrame) -> str:
+    done, total = int(summary["runs_finished"].sum()), int(summary["runs"].sum())
+    if done == total:
+        return "complete"
+    if summary["steps_done"].sum() == 0:
+        return "not started"
+    return f"incomplete ({done} of {total} runs finished)"
+
+
+# --- the reports root ---
+def list_experiments(root: Path) -> list[dict]:
+    """Experiment folders under `root`, newest first: name, request, status, best vs baseline."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    folders = [p for p in root.iterdir() if (p / "plan.json").exists()]
+    for folder in sorted(folders, key=lambda p: (p.name[:16], (p / "plan.json").stat().st_mtime),
+                         reverse=True):
+        plan = json.loads((folder / "plan.json").read_text())
+        summary_file = folder / "data" / "summary.csv"
+        status, best = "planned", "-"
+        if summary_file.exists():
+            summary = pd.read_csv(summary_file, dtype={"arm": str})
+            status, best = experiment_status(summary), best_vs_baseline(summary, plan)
+        elif (folder / "data" / "steps.csv").exists():
+            status = "running or interrupted"
+        out.append({"folder": folder, "name": folder.name, "date": folder.name[:16],
+                    "request": plan["request"], "status": status, "best": best})
+    return out
+
+
+def best_vs_baseline(summary: pd.DataFrame, plan: dict) -> str:
+    scored = summary[summary["best_raw"].notna()]
+    if scored.empty:
+        return "-"
+    direction = scored["direction"].iloc[0]
+    top = scored.loc[scored["best_raw"].idxmin() if direction == "min"
+                     else scored["best_raw"].idxmax()]
+    better = "lower" if direction == "min" else "higher"
+    base = scored[scored["arm"] == plan["baseline"]]
+    if top["arm"] == plan["baseline"] or base.empty:
+        return f"{top['arm']} {fmt(top['best_raw'])} ({better} is better)"
+    return (f"{top['arm']} {fmt(top['best_raw'])} vs {plan['baseline']} "
+            f"{fmt(base['best_raw'].iloc[0])} ({better} is better)")
+
+
+def write_index(root: Path) -> Path:
+    """INDEX.md: one row per experiment folder, rebuilt from the folders."""
+    lines = ["# Experiments", "", "Rebuilt from the folders by `harness report`; newest first.",
+             "", "| date | request | best vs baseline | status | report |",
+             "| --- | --- | --- | --- | --- |"]
+    for e in list_experiments(root):
+        request = e["request"].replace("|", "/")
+        lines.append(f"| {e['date']} | {request} | {e['best']} | {e['status']} | "
+                     f"[{e['name']}]({e['name']}/report.md) |")
+    path = Path(root) / "INDEX.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
