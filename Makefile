@@ -6,9 +6,10 @@ PY ?= python3
 setup:
 	bash scripts/setup.sh
 
-# The main job: TTT-Discover on the Erdős minimum overlap problem with the embedded SmolLM2.
+# The main job: an experiment with the embedded SmolLM2 on Erdős minimum overlap, three
+# entropic-temperature arms of the TTT-Discover loop, ending in a report.
 run: setup
-	$(PY) -m harness discover --env erdos
+	$(PY) -m harness experiment "tune entropic temperature on erdos"
 
 test: setup
 	$(PY) -m pytest -q

@@ -34,12 +34,6 @@ from harness.resources import resource_dir
 SCRIPT_TEMPLATE = "experiment.py.j2"
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def create_experiment(request: str, *, root: Path, budget: str | None = None,
                       model: str | None = None, seeds: int | None = None,
                       planner: str = "auto", max_retries: int = 2) -> Path:
@@ -47,12 +41,10 @@ def create_experiment(request: str, *, root: Path, budget: str | None = None,
 
     The default budget is `small` on CPU and `medium` on a GPU. Raises PlanError (one line)
     for a request that cannot be planned, before any folder is made."""
-    from harness.model import EMBEDDED_MODELS, ModelError
+    from harness.model import check_model_name, default_device
 
     model = model or "smollm2"
-    if model not in EMBEDDED_MODELS and "/" not in model and not Path(model).expanduser().is_dir():
-        raise ModelError(f"unknown model {model!r}: use smollm2, tiny, a Hugging Face id "
-                         "(org/name) or a local folder")
+    check_model_name(model)
     device = default_device()
     budget = budget or ("small" if device == "cpu" else "medium")
     plan = make_plan(request, budget, model, seeds, device, planner=planner,

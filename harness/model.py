@@ -51,8 +51,8 @@ def cache_dir() -> Path:
     return Path(root) / "models"
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def gguf_path() -> Path:
@@ -166,19 +166,24 @@ def _convert_tokenizer(out: Path) -> None:
     AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name).save_pretrained(out)
 
 
+def check_model_name(name: str) -> None:
+    """Refuse a name that is neither embedded, a local folder nor a hub id (loads nothing)."""
+    if name not in EMBEDDED_MODELS and "/" not in name and not Path(name).expanduser().is_dir():
+        raise ModelError(
+            f"unknown model {name!r}: use smollm2, tiny, a Hugging Face id (org/name) "
+            "or a local folder"
+        )
+
+
 def resolve(name: str) -> str:
     """Model name -> something `from_pretrained` accepts (a local folder or a hub id)."""
+    check_model_name(name)
     if name == "smollm2":
         return str(smollm2_folder())
     if name == "tiny":
         return str(tiny_folder())
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
-    if "/" not in name:
-        raise ModelError(
-            f"unknown model {name!r}: use smollm2, tiny, a Hugging Face id (org/name) "
-            "or a local folder"
-        )
     return name  # a hub id: needs the hub or a populated HF cache
 
 
@@ -190,7 +195,7 @@ def load_policy(name: str = "smollm2", device: str | None = None) -> Policy:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve(name)
-    dev = torch.device(device) if device else default_device()
+    dev = torch.device(device or default_device())
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)

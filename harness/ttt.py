@@ -20,7 +20,7 @@ from harness import records
 from harness.buffer import Buffer
 from harness.config import Config
 from harness.env import Env, EvalResult, make_env
-from harness.model import EMBEDDED_MODELS, Policy, add_lora, load_policy
+from harness.model import EMBEDDED_MODELS, Policy, add_lora, default_device, load_policy
 from harness.objective import group_advantages
 from harness.sampling import Rollout, sample
 from harness.train import make_optimizer, policy_gradient_step
@@ -192,10 +192,6 @@ def lora_state(policy: Policy) -> dict:
     from peft import get_peft_model_state_dict
 
     return {k: v.detach().cpu() for k, v in get_peft_model_state_dict(policy.model).items()}
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def checkpoint_path(run_dir: Path, arm: str, seed: int) -> Path:
