@@ -82,8 +82,10 @@ def reward_distribution(rollouts: pd.DataFrame, arms: list[str], path: Path) -> 
         data = rollouts[rollouts["arm"] == arm]
         steps = sorted(data["step"].unique())
         groups = [data.loc[data["step"] == s, "reward"].to_numpy() for s in steps]
-        steps = [s + 1 for s in steps]  # step k = the k-th step, as in best_so_far
-        ax.boxplot(groups, positions=steps, widths=0.6, showfliers=False)
+        steps = [int(s) + 1 for s in steps]  # step k = the k-th step, as in best_so_far
+        ax.boxplot(groups, positions=steps, widths=0.6, showfliers=False, manage_ticks=False)
+        ax.set_xticks(steps, [str(s) for s in steps])
+        ax.set_xlim(min(steps) - 0.6, max(steps) + 0.6)
         jitter = np.random.default_rng(0)
         for s, values in zip(steps, groups, strict=True):
             ax.scatter(s + jitter.uniform(-0.2, 0.2, len(values)), values, s=6, alpha=0.4,
