@@ -46,6 +46,7 @@ class AtCoderEnv(Env):
 
     actions = ("program",)
     direction = "max"
+    parallel_inside = True  # cases run in parallel: the loop evaluates candidates one by one
     time_limit_s: float = 2.0        # the contest's limit per case
     memory_mb: int = 2048            # address space (RLIMIT_AS overstates resident memory)
     max_output_bytes: int = 8_000_000

@@ -89,6 +89,7 @@ class Env:
     max_len: int = 1000
     prompt_values: int = 200      # states longer than this are downsampled in prompts
     answer_prefixes = {"construction": "["}  # the assistant's answer starts with this text
+    parallel_inside: bool = False  # evaluate() runs its own parallel pool (AtCoder cases)
     initial_value: float = 1.0    # number-list envs start from this value ...
     initial_length: int = 20      # ... repeated this many times
 

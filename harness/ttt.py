@@ -79,7 +79,8 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
     for log in (steps_log, rollouts_log):
         log.drop_steps_from(start_step, arm, cfg.seed)  # rows of a step that never checkpointed
 
-    with EvalPool(cfg.eval_workers or None) as pool, \
+    workers = 1 if env.parallel_inside else (cfg.eval_workers or None)  # no oversubscription
+    with EvalPool(workers) as pool, \
             StepProgress(cfg.steps, start_step, env, enabled=progress) as bar:
         for step in range(start_step, cfg.steps):
             t0 = time.perf_counter()
