@@ -11,8 +11,8 @@ first failure kills the others.
 
 Raw score: the contest's total over the cases (higher is better). Reward: the mean per-case
 score divided by `score_scale`, in `AtCoderEnv.reward` (each env states its scale).
-`verify_final` re-scores a program on 150 other cases, as the contest does; the loop does not
-call it yet.
+`verify_final` re-scores a program on 150 other cases, as the contest does; the loop calls it
+(through `final_check`) on the best program at the end of a run.
 `eval_timeout_s` is not used: the per-case limit is the contest's.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from harness.env import Env, EvalResult
@@ -100,6 +101,11 @@ class AtCoderEnv(Env):
     def verify_final(self, solution: str) -> EvalResult:
         """The contest's final check: 150 cases, none of them seen during search."""
         return self.run_cases(solution, self.case_seeds(FINAL_CASES, final=True))
+
+    def final_check(self, solution: str, action: str) -> EvalResult:
+        result = self.verify_final(solution)
+        return replace(result, artifacts={**result.artifacts, "cases": FINAL_CASES,
+                                          "search_cases": self.n_cases})
 
     def run_cases(self, source: str, seeds: list[int]) -> EvalResult:
         language = language_of(source)

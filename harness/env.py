@@ -216,6 +216,10 @@ class Env:
         only envs whose programs read a case from stdin (AtCoder) support it."""
         raise EnvError(f"env {self.name} takes no --input case file")
 
+    def final_check(self, solution: str, action: str) -> EvalResult:
+        """The end-of-run re-verification of the best state (AtCoder: 150 unseen cases)."""
+        return self.score(solution, action)
+
     def evaluate(self, completion: str, action: str) -> EvalResult:
         """Score a model completion: extract the solution, then score it."""
         try:

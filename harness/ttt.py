@@ -240,7 +240,7 @@ def save_outputs(run_dir: Path, env: Env, action: str, policy: Policy, buffer: B
     records.write_buffer_csv(run_dir / "data" / "buffer.csv", buffer, arm, seed)
     policy.model.save_pretrained(run_dir / "adapter" / f"{arm}-s{seed}")
     best = buffer.best()
-    check = env.score(best.solution, action)  # re-verify: the file must stand on its own
+    check = env.final_check(best.solution, action)  # re-verify: the file must stand alone
     folder = run_dir / "best"
     folder.mkdir(exist_ok=True)
     stem = f"{arm}-s{seed}"
@@ -250,7 +250,7 @@ def save_outputs(run_dir: Path, env: Env, action: str, policy: Policy, buffer: B
         "env": env.name, "action": action, "direction": env.direction,
         "raw_score": best.raw_score, "reward": best.reward, "state_id": best.id,
         "reverified": {"valid": check.valid, "raw_score": check.raw_score,
-                       "message": check.message}}, indent=2) + "\n")
+                       "message": check.message, **check.artifacts}}, indent=2) + "\n")
 
 
 def env_info(env: Env) -> dict:
