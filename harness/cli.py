@@ -195,6 +195,61 @@ def report(folder) -> None:
         raise click.ClickException(str(err).splitlines()[0]) from None
 
 
+@main.command()
+@click.argument("request", required=False)
+@click.option("--experiments", type=click.IntRange(min=1), default=None,
+              help="Most experiments to run (default 5; on --resume: raise the limit).")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time budget in hours (default 8; on --resume: raise the limit).")
+@click.option("--reviewer", type=click.Choice(["auto", "claude", "offline"]), default="auto",
+              show_default=True, help="Who proposes the next experiment (and plans the first).")
+@click.option("--budget", type=click.Choice(list(EXPERIMENT_BUDGETS)), default=None,
+              help="Largest budget per experiment (default: small on CPU, medium on GPU).")
+@click.option("--model", default=None, help="smollm2 (default), tiny, a HF id or a folder.")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue the sweep in this folder (after a crash, kill or reboot).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def sweep(request, experiments, hours, reviewer, budget, model, resume, quiet) -> None:
+    """Run experiments one after another, each proposed by the review of the last; prints
+    the sweep folder (SWEEP.md is its digest)."""
+    from harness.model import ModelError
+    from harness.sweep import run_sweep, start_sweep
+
+    folder = resume
+    try:
+        if (request is None) == (resume is None):
+            raise ValueError("give a REQUEST for a new sweep or --resume DIR, not both")
+        if folder is None:
+            folder = start_sweep(request, root=reports_root(), experiments=experiments or 5,
+                                 hours=hours or 8.0, reviewer=reviewer, budget=budget,
+                                 model=model)
+        run_sweep(folder, progress=not quiet, experiments=experiments if resume else None,
+                  hours=hours if resume else None)
+    except (*USER_ERRORS, ModelError) as err:
+        raise click.ClickException(str(err).splitlines()[0]) from None
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted" + (f"; resume with: harness sweep --resume {folder}"
+                                     if folder else ""), err=True)
+        raise SystemExit(130) from None
+    click.echo(str(folder))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--reviewer", type=click.Choice(["auto", "claude", "offline"]), default="auto",
+              show_default=True, help="Who reviews, when the folder has no review yet.")
+@click.option("--again", is_flag=True, help="Review again even if review.json exists.")
+def review(folder, reviewer, again) -> None:
+    """Print the reviewer's reading and proposal for an experiment FOLDER (or a sweep's latest
+    experiment), reviewing it first if it has no review.json."""
+    from harness.sweep import review_folder
+
+    try:
+        click.echo(review_folder(folder, reviewer=reviewer, again=again).read_text())
+    except USER_ERRORS as err:
+        raise click.ClickException(str(err).splitlines()[0]) from None
+
+
 @main.command("install-commands")
 @click.argument("dest", type=click.Path(path_type=Path), default=".")
 def install_commands(dest) -> None:

@@ -135,3 +135,23 @@ def valid_fraction(steps: pd.DataFrame, arms: list[str], path: Path) -> Path | N
     ax.set_title("Valid actions per step")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def best_across_experiments(points: list[tuple[int, float | None]], objective: str,
+                            direction: str, path: Path) -> Path | None:
+    """A sweep's headline per experiment (its best arm's mean best score; dots) and the best
+    so far (a step line); experiments without a score are left out."""
+    scored = [(i, v) for i, v in points if v is not None and not np.isnan(v)]
+    if not scored:
+        return None
+    x, y = np.array([i for i, _ in scored]), np.array([v for _, v in scored])
+    best = np.minimum.accumulate(y) if direction == "min" else np.maximum.accumulate(y)
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.step(x, best, where="post", color="C1", label="best so far")
+    ax.scatter(x, y, color="C0", zorder=3, label="experiment's best arm (mean over seeds)")
+    ax.set_xticks([i for i, _ in points])
+    ax.set_xlabel("experiment")
+    ax.set_ylabel(_ylabel(objective, direction))
+    ax.set_title("Best score across the sweep's experiments")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

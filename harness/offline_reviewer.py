@@ -1,0 +1,274 @@
+"""The offline reviewer: the next experiment from the numbers alone (no key, no network).
+
+Rules, first match wins; every candidate goes through `validate_proposal` like Claude's
+answers (in the search space, within the budget, not a repeat), else the next one is tried:
+1. no experiment has a score -> stop;
+2. plateau: the sweep's best mean has not improved for PATIENCE experiments -> stop;
+3. the best arm is within noise of others (n < 2, or their 95% CIs overlap) -> the same arms
+   with more seeds (doubling, as many as the budget allows at the same number of steps);
+4. one numeric knob was tuned: best at an edge of the grid -> extend the grid beyond it (same
+   ratio, or same step on a linear knob); best inside -> zoom in between its neighbours;
+   no further at the search space's bound or once the spacing is below RESOLUTION;
+5. the best arm becomes the base and the next knob not yet varied (NEXT_KNOBS, when relevant
+   to that configuration) gets a grid around its current value;
+6. nothing left -> stop, naming the best configuration.
+
+Why rules rather than Optuna (ask/tell, TPE): a sweep is a handful of experiments of 3-5
+arms with 1-3 noisy seeds each; TPE needs tens of trials before it beats a grid and cannot
+say "within noise, add seeds" or "the best is at the edge". These rules are deterministic
+and each proposal cites the numbers it used. (Optuna is also not installed here.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from harness.config import Config
+from harness.offline_planner import MULTIPLIERS
+from harness.planner import EXPERIMENT_BUDGETS, PlanError, fit_settings
+from harness.proposal import (
+    MAX_SEEDS,
+    SEARCH_SPACE,
+    ProposalError,
+    Result,
+    Scope,
+    validate_proposal,
+)
+
+PATIENCE = 2          # experiments without a new best before the sweep stops
+RESOLUTION = 0.05     # relative grid spacing below which a knob is not refined further
+NEXT_KNOBS = ("kl_target", "c_puct", "learning_rate", "temperature", "beta", "epsilon")
+RELEVANT = {"kl_target": ("objective", "entropic_adaptive"),
+            "beta": ("objective", "entropic_const"), "c_puct": ("sampler", "puct"),
+            "epsilon": ("sampler", "eps_greedy"), "learning_rate": ("train", True)}
+COMPANIONS = {"groups_per_step", "objective"}  # set alongside group_size / beta
+
+
+def offline_proposal(current: Result, history: list[Result], scope: Scope) -> dict:
+    """The first valid proposal of the rules above (a dict in the proposal schema)."""
+    results = [*history, current]
+    scored = [r for r in results if r.scored]
+    if not scored:
+        return _stop("No experiment of the sweep produced a score, so there is nothing to "
+                     "build on.", [], current, None)
+    base = current if current.scored else scored[-1]
+    note = "" if base is current else (f"Experiment {current.folder.name} failed "
+                                       f"({current.error or 'no score'}); building on "
+                                       f"{base.folder.name}. ")
+    ranked = base.ranked()
+    plateau = _plateau(scored)
+    if plateau:
+        return _stop(note + plateau[0], plateau[1], base, ranked[0])
+    for rule in (_more_seeds, _refine, _next_knob):
+        for candidate in rule(base, ranked, results):
+            candidate["summary"] = note + candidate["summary"]
+            try:
+                validate_proposal(candidate, scope)
+                return candidate
+            except ProposalError:
+                continue  # e.g. a repeat or over budget: the next candidate
+    return _stop(note + "Every refinement these rules know has been run or does not fit the "
+                 "budget.", [_cite(ranked[0])], base, ranked[0])
+
+
+# --- numbers ---
+def _better(a: float, b: float, direction: str) -> bool:
+    return a < b if direction == "min" else a > b
+
+
+def separated(a: dict, b: dict, direction: str) -> bool:
+    """The 95% CIs of two arms' mean best do not overlap (needs n >= 2 on both)."""
+    if min(a["n"], b["n"]) < 2 or math.isnan(a["ci95"]) or math.isnan(b["ci95"]):
+        return False
+    return (a["mean_best"] - a["ci95"] > b["mean_best"] + b["ci95"]
+            or b["mean_best"] - b["ci95"] > a["mean_best"] + a["ci95"])
+
+
+def _cite(row: dict) -> dict:
+    return {"what": f"{row['arm']} mean best (n={int(row['n'])})", "value": row["mean_best"]}
+
+
+def _reading(base: Result, ranked: list[dict]) -> str:
+    best, better = ranked[0], "lower" if base.direction == "min" else "higher"
+    text = (f"In {base.folder.name}, `{best['arm']}` has the best mean {best['mean_best']:.6g} "
+            f"(n={int(best['n'])}; {better} is better)")
+    if len(ranked) > 1:
+        runner = ranked[1]
+        text += f"; runner-up `{runner['arm']}` {runner['mean_best']:.6g} (n={int(runner['n'])})"
+    return text + "."
+
+
+def _plateau(scored: list[Result]) -> tuple[str, list[dict]] | None:
+    if len(scored) <= PATIENCE:
+        return None
+    direction = scored[-1].direction
+    heads = [(r, r.ranked()[0]) for r in scored]
+    earlier = heads[:-PATIENCE]
+    result, top = earlier[0]
+    for r, row in earlier[1:]:
+        if _better(row["mean_best"], top["mean_best"], direction):
+            result, top = r, row
+    margin = 0.0 if math.isnan(top["ci95"]) else top["ci95"]
+    target = top["mean_best"] + (-margin if direction == "min" else margin)
+    recent = heads[-PATIENCE:]
+    if any(_better(row["mean_best"], target, direction) for _, row in recent):
+        return None
+    text = (f"Plateau: the best mean {top['mean_best']:.6g} (`{top['arm']}` in "
+            f"{result.folder.name}) was not beaten in the last {PATIENCE} experiments (best "
+            f"means {', '.join(format(row['mean_best'], '.6g') for _, row in recent)}).")
+    return text, [_cite(top)] + [_cite(row) for _, row in recent]
+
+
+# --- proposals ---
+def _proposal(base: Result, title: str, hypothesis: str, arms: list[dict], baseline: str,
+              seeds: int, rationale: str, evidence: list[dict], summary: str) -> dict:
+    return {"title": title, "hypothesis": hypothesis, "env": base.plan["env"], "arms": arms,
+            "baseline": baseline, "seeds": seeds, "budget": base.plan["budget"],
+            "rationale": rationale, "evidence": evidence, "stop": False, "summary": summary}
+
+
+def _stop(reason: str, evidence: list[dict], base: Result, best: dict | None) -> dict:
+    answer = reason
+    if best is not None:
+        answer += (f" Best configuration: `{best['arm']}` ({best['overrides'] or 'defaults'}) "
+                   f"with mean best {best['mean_best']:.6g} (n={int(best['n'])}) in "
+                   f"{base.folder.name}.")
+    return {"title": "Stop: " + reason.split(":")[0].split(".")[0][:80], "hypothesis": "",
+            "env": base.plan["env"], "arms": [], "baseline": "",
+            "seeds": len(base.plan["seeds"]), "budget": base.plan["budget"],
+            "rationale": reason, "evidence": evidence, "stop": True, "summary": answer}
+
+
+def _more_seeds(base: Result, ranked: list[dict], results) -> Iterator[dict]:
+    best = ranked[0]
+    tied = [r for r in ranked[1:] if not separated(best, r, base.direction)]
+    if not tied:
+        return
+    n, steps = len(base.plan["seeds"]), base.plan["settings"]["steps"]
+    rows = [best, *tied]
+    arms = [{"name": r["arm"], "overrides": r["overrides"],
+             "why": f"mean best {r['mean_best']:.6g} (n={int(r['n'])}) in {base.folder.name}"}
+            for r in rows]
+    for k in range(len(arms), 1, -1):  # the weakest tied arms go first when seeds do not fit
+        for seeds in range(min(MAX_SEEDS, max(2, 2 * n)), n, -1):
+            if _steps_at(base.plan["budget"], arms[:k], seeds) != steps:
+                continue
+            names = ", ".join(f"`{r['arm']}`" for r in rows[:k])
+            yield _proposal(
+                base, f"More seeds for {names.replace('`', '')}",
+                f"With {seeds} seeds per arm the 95% CIs tell whether {names} really differ.",
+                arms[:k], best["arm"], seeds,
+                f"{names} are within noise of each other (n={n} seed(s), "
+                f"{'no interval' if n < 2 else 'overlapping 95% CIs'}): more seeds before "
+                "refining further.", [_cite(r) for r in rows[:k]], _reading(base, ranked))
+
+
+def _steps_at(budget: str, arms: list[dict], seeds: int) -> int:
+    try:
+        return fit_settings(budget, arms, seeds)["steps"]
+    except PlanError:
+        return 0
+
+
+def tuned_keys(plan: dict) -> set[str]:
+    """Config keys whose value differs between the plan's arms."""
+    keys = {k for a in plan["arms"] for k in a["overrides"]}
+    return {k for k in keys if len({repr(a["overrides"].get(k)) for a in plan["arms"]}) > 1}
+
+
+def _refine(base: Result, ranked: list[dict], results) -> Iterator[dict]:
+    keys = tuned_keys(base.plan) - COMPANIONS
+    key = keys.pop() if len(keys) == 1 else None
+    knob = SEARCH_SPACE.get(key)
+    if knob is None or knob.choices or not all(key in a["overrides"]
+                                               for a in base.plan["arms"]):
+        return
+    best = ranked[0]
+    values = sorted({a["overrides"][key] for a in base.plan["arms"]})
+    b, size = best["overrides"][key], EXPERIMENT_BUDGETS[base.plan["budget"]].grid
+    i = values.index(b)
+    if i in (0, len(values) - 1):
+        other = values[1] if i == 0 else values[-2]
+        new = [b]
+        for _ in range(size - 1):
+            new.append(new[-1] * (b / other) if knob.log else new[-1] + (b - other))
+        how = (f"`{best['arm']}` is at the {'low' if i == 0 else 'high'} edge of the grid "
+               f"{values}: extend the grid beyond it")
+    else:
+        left, right = _mid(knob, values[i - 1], b), _mid(knob, b, values[i + 1])
+        if _fine(knob, b, left) and _fine(knob, b, right):
+            return
+        new = [left, b, right] if size < 5 else [_mid(knob, values[i - 1], left), left, b,
+                                                  right, _mid(knob, right, values[i + 1])]
+        how = (f"`{best['arm']}` is inside the grid {values}: zoom in between "
+               f"{values[i - 1]:g} and {values[i + 1]:g}")
+    new = _clean(key, new)
+    if len(new) < 2:
+        return  # at the search space's bound
+    arms = [_tuned_arm(key, v, best["overrides"], base) for v in new]
+    baseline = next(a["name"] for a, v in zip(arms, new, strict=True) if v == _clean(key, [b])[0])
+    yield _proposal(base, f"{'Zoom' if 'zoom' in how else 'Extend'} {key} around {b:g}",
+                    f"The best {key} lies in {min(new):g}..{max(new):g}; this grid locates it "
+                    f"more precisely than {values}.", arms, baseline, len(base.plan["seeds"]),
+                    how + ".", [_cite(best)] + [_cite(r) for r in ranked[1:2]],
+                    _reading(base, ranked))
+
+
+def _mid(knob, a: float, b: float) -> float:
+    return math.sqrt(a * b) if knob.log else (a + b) / 2
+
+
+def _fine(knob, b: float, other: float) -> bool:
+    scale = abs(b) if knob.log else knob.high - knob.low
+    return abs(other - b) < RESOLUTION * scale
+
+
+def _clean(key: str, values: list) -> list:
+    """Rounded (4 significant digits; ints for int knobs), clipped to the space, distinct."""
+    knob, out = SEARCH_SPACE[key], []
+    for v in values:
+        v = min(max(v, knob.low), knob.high)
+        v = int(round(v)) if knob.kind is int else float(f"{v:.4g}")
+        if v not in out:
+            out.append(v)
+    return sorted(out)
+
+
+def _tuned_arm(key: str, value, overrides: dict, base: Result) -> dict:
+    new = {**overrides, key: value}
+    if key == "group_size":  # same rollouts per step, so the arms cost the same
+        per_step = Config().replace(**{**base.plan["settings"], **overrides}).rollouts_per_step
+        new["groups_per_step"] = max(1, per_step // value)
+    label = f"{value:.4g}" if isinstance(value, float) else str(value)
+    extra = {k: v for k, v in overrides.items() if k != key}
+    return {"name": f"{key}={label}", "overrides": new,
+            "why": f"{key} = {label}" + (f" on top of {extra}" if extra else "")}
+
+
+def _next_knob(base: Result, ranked: list[dict], results) -> Iterator[dict]:
+    best = ranked[0]
+    varied = set().union(*(tuned_keys(r.plan) for r in results))
+    cfg = Config().replace(**{**base.plan["settings"], **best["overrides"]})
+    size = EXPERIMENT_BUDGETS[base.plan["budget"]].grid
+    for key in NEXT_KNOBS:
+        need = RELEVANT.get(key)
+        if key in varied or (need and getattr(cfg, need[0]) != need[1]):
+            continue
+        value = getattr(cfg, key)
+        multipliers = MULTIPLIERS.get(key, (0.25, 0.5, 1, 2, 4))
+        values = _clean(key, [value * m for m in (multipliers[1:4] if size == 3
+                                                  else multipliers)])
+        if len(values) < 2:
+            continue
+        arms = [_tuned_arm(key, v, best["overrides"], base) for v in values]
+        here = _clean(key, [value])[0]
+        baseline = next((a["name"] for a, v in zip(arms, values, strict=True) if v == here),
+                        arms[0]["name"])
+        yield _proposal(
+            base, f"Tune {key} on the best configuration so far",
+            f"{key} has not been varied in this sweep; around {value:g} on top of "
+            f"`{best['arm']}` one of {values} may beat it.", arms, baseline,
+            len(base.plan["seeds"]),
+            f"`{best['arm']}` is the best configuration so far and {key} is the next untried "
+            f"knob (order: {', '.join(NEXT_KNOBS)}).", [_cite(best)], _reading(base, ranked))

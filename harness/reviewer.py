@@ -1,0 +1,217 @@
+"""The reviewer: reads a finished experiment (report and CSVs) and proposes the next one.
+
+Two reviewers write the same proposal (proposal.py: schema, search space, validation): the
+offline one (offline_reviewer.py: rules over the numbers, no key, no network) and Claude (the
+official SDK; a forced `submit_proposal` tool call validated against the schema, one repair
+turn with the reason, then the offline reviewer as a fallback, which is recorded). Backoff on
+429/529 is the SDK's own (exponential, honouring retry-after), `max_retries` times. Tokens
+and dollars (list prices) are recorded with the review.
+
+    review = review_experiment(read_result(folder), history, reviewer="auto")
+    write_review(folder, review)     # review.json (proposal + plan + usage) and review.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from harness.env import env_class
+from harness.planner import (
+    DEFAULT_CLAUDE_MODEL,
+    EXPERIMENT_BUDGETS,
+    Arm,
+    Plan,
+    PlanError,
+    reply_json,
+)
+from harness.proposal import (
+    BUDGET_ORDER,
+    MAX_SEEDS,
+    PROPOSAL_SCHEMA,
+    SEARCH_SPACE,
+    Proposal,
+    ProposalError,
+    Result,
+    Scope,
+    make_scope,
+    validate_proposal,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+# --- the review: either reviewer, then review.json and review.md ---
+PRICES_PER_MTOK = {"claude-opus": (5.0, 25.0), "claude-sonnet": (3.0, 15.0),
+                   "claude-haiku": (1.0, 5.0)}  # list prices, USD per million tokens (in, out)
+
+
+@dataclass
+class Usage:
+    """Reviewer tokens and dollars (list prices; unknown models priced as Sonnet)."""
+    model: str = ""
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def add(self, usage) -> None:
+        self.calls += 1
+        self.tokens_in += int(getattr(usage, "input_tokens", 0) or 0)
+        self.tokens_out += int(getattr(usage, "output_tokens", 0) or 0)
+
+    @property
+    def cost_usd(self) -> float:
+        price = next((p for prefix, p in PRICES_PER_MTOK.items()
+                      if self.model.startswith(prefix)), PRICES_PER_MTOK["claude-sonnet"])
+        return (self.tokens_in * price[0] + self.tokens_out * price[1]) / 1e6
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "cost_usd": round(self.cost_usd, 6)}
+
+
+@dataclass(frozen=True)
+class Review:
+    reviewed: str              # the experiment folder's name
+    reviewer: str              # "offline", "claude (<model>)" or "offline (claude fallback: ...)"
+    proposal: Proposal
+    plan: dict | None          # the next experiment's plan.json, validated
+    usage: dict = field(default_factory=dict)
+    rejected: tuple[str, ...] = ()  # reasons for rejected answers
+    created: str = ""
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "proposal": self.proposal.to_dict(),
+                "rejected": list(self.rejected)}
+
+
+def review_experiment(current: Result, history: list[Result], *, reviewer: str = "auto",
+                      budget: str | None = None, memory: str = "", question: str = "",
+                      max_retries: int = 2) -> Review:
+    """Propose the next experiment after `current` (history: the sweep's earlier ones).
+
+    reviewer: 'claude', 'offline', or 'auto' (Claude when ANTHROPIC_API_KEY is set). Claude's
+    answer is validated; an invalid one gets one repair turn with the reason, and a second
+    invalid answer or an API error (after the SDK's own backoff on 429/529) falls back to the
+    offline reviewer, which says so in `reviewer`."""
+    from harness.offline_reviewer import offline_proposal
+
+    scope = make_scope(current, history, budget)
+    usage, rejected = Usage(), []
+    use_claude = reviewer == "claude" or (reviewer == "auto"
+                                          and os.environ.get("ANTHROPIC_API_KEY"))
+    name, found = "offline", None
+    if use_claude:
+        import anthropic
+
+        usage.model = os.environ.get("HARNESS_REVIEWER_MODEL", DEFAULT_CLAUDE_MODEL)
+        try:
+            found = claude_proposal(current, history, scope, memory, question or
+                                    current.plan["request"], usage, rejected, max_retries)
+            name = f"claude ({usage.model})"
+        except (ProposalError, anthropic.APIError) as err:
+            text = str(err).strip().splitlines()
+            reason = f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
+            name = f"offline (claude fallback: {reason})"
+    if found is None:
+        found = validate_proposal(offline_proposal(current, history, scope), scope)
+    proposal, plan = found
+    if plan is not None:
+        plan = dataclasses.replace(plan, planner=f"reviewer {name} after {current.folder.name}")
+    return Review(current.folder.name, name, proposal, plan.to_dict() if plan else None,
+                  usage.to_dict() if usage.calls else {}, tuple(rejected),
+                  time.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+# --- the Claude reviewer ---
+PROPOSAL_TOOL = {"name": "submit_proposal", "input_schema": PROPOSAL_SCHEMA,
+                 "description": "Submit the next experiment (or stop: true)."}
+
+
+def claude_proposal(current: Result, history: list[Result], scope: Scope, memory: str,
+                    question: str, usage: Usage, rejected: list[str],
+                    max_retries: int) -> tuple[Proposal, Plan | None]:
+    """Ask Claude (a forced `submit_proposal` call); one repair turn on an invalid answer."""
+    import anthropic
+
+    client = anthropic.Anthropic(max_retries=max_retries, timeout=120.0)
+    messages = [{"role": "user", "content": render_prompt(current, history, scope, memory,
+                                                          question)}]
+    for _ in range(2):
+        message = client.messages.create(
+            model=usage.model, max_tokens=2048, tools=[PROPOSAL_TOOL], messages=messages,
+            tool_choice={"type": "tool", "name": PROPOSAL_TOOL["name"]})
+        usage.add(message.usage)
+        try:
+            return validate_proposal(reply_json(message), scope)
+        except PlanError as err:
+            rejected.append(str(err))
+            messages += repair_turn(message, str(err))
+    raise ProposalError(f"invalid proposal twice ({rejected[-1]})")
+
+
+def repair_turn(message, reason: str) -> list[dict]:
+    """The rejected answer and the reason, as the next turns of the conversation."""
+    content, calls = [], []
+    for block in message.content:
+        if block.type == "tool_use":
+            content.append({"type": "tool_use", "id": block.id, "name": block.name,
+                            "input": block.input})
+            calls.append(block.id)
+        elif block.type == "text" and block.text:
+            content.append({"type": "text", "text": block.text})
+    note = f"Invalid proposal: {reason}. Call submit_proposal again with a corrected one."
+    reply = ([{"type": "tool_result", "tool_use_id": i, "is_error": True, "content": note}
+              for i in calls] or [{"type": "text", "text": note}])
+    return [{"role": "assistant", "content": content or [{"type": "text", "text": "(empty)"}]},
+            {"role": "user", "content": reply}]
+
+
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
+                              lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True)
+
+
+def render_prompt(current: Result, history: list[Result], scope: Scope, memory: str,
+                  question: str) -> str:
+    cls = env_class(scope.env)
+    return _templates().get_template("review_prompt.md.j2").render(
+        question=question, env=cls, better="lower" if cls.direction == "min" else "higher",
+        scope=scope, current=current, rows=current.summary.to_dict("records"),
+        report=current.report[:8000], memory=memory or "(this is the first experiment)",
+        space=SEARCH_SPACE, budgets=EXPERIMENT_BUDGETS, max_seeds=MAX_SEEDS,
+        allowed=BUDGET_ORDER[:BUDGET_ORDER.index(scope.budget) + 1], fmt=_fmt)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+# --- review.json and review.md ---
+def write_review(folder: Path, review: Review) -> Path:
+    """review.json (written atomically) and review.md in the experiment folder; returns .md."""
+    folder = Path(folder)
+    tmp = folder / "review.json.tmp"
+    tmp.write_text(json.dumps(review.to_dict(), indent=2) + "\n")
+    os.replace(tmp, folder / "review.json")
+    path = folder / "review.md"
+    path.write_text(_templates().get_template("review.md.j2").render(
+        review=review, p=review.proposal, fmt=_fmt))
+    return path
+
+
+def load_review(folder: Path) -> Review:
+    data = json.loads((Path(folder) / "review.json").read_text())
+    p = data["proposal"]
+    proposal = Proposal(**{**p, "arms": tuple(Arm(**a) for a in p["arms"]),
+                           "evidence": tuple(p["evidence"])})
+    return Review(**{**data, "proposal": proposal, "rejected": tuple(data["rejected"])})
