@@ -151,7 +151,8 @@ def experiment(request, budget, model, seeds, dry_run, quiet) -> None:
     """Plan REQUEST, write an experiment folder with its script, run it and write the report.
 
     REQUEST: 'tune <knob> on <env>', 'ablate <component> on <env>',
-    'compare <arm> vs <arm> on <env>' or 'run <env>'."""
+    'compare <arm> vs <arm> on <env>', 'run <env>', or 'like <experiment | prefix | last>
+    but with <change>' (e.g. 'group size 16', '3 seeds', 'lr 1e-4')."""
     from harness.experiment import create_experiment, run_experiment
     from harness.model import ModelError
 
@@ -208,17 +209,25 @@ def report(folder) -> None:
 @click.option("--model", default=None, help="smollm2 (default), tiny, a HF id or a folder.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue the sweep in this folder (after a crash, kill or reboot).")
+@click.option("--continue", "extend", type=click.Path(path_type=Path), default=None,
+              help="Extend a finished sweep (default one more experiment), picking up "
+                   "comments left on its experiments.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def sweep(request, experiments, hours, reviewer, budget, model, resume, quiet) -> None:
+def sweep(request, experiments, hours, reviewer, budget, model, resume, extend, quiet) -> None:
     """Run experiments one after another, each proposed by the review of the last; prints
     the sweep folder (SWEEP.md is its digest)."""
     from harness.model import ModelError
-    from harness.sweep import run_sweep, start_sweep
+    from harness.sweep import continue_sweep, run_sweep, start_sweep
 
-    folder = resume
+    folder = resume or extend
     try:
-        if (request is None) == (resume is None):
-            raise ValueError("give a REQUEST for a new sweep or --resume DIR, not both")
+        if [request, resume, extend].count(None) != 2:
+            raise ValueError("give a REQUEST for a new sweep or --resume DIR (or --continue "
+                             "DIR), not both")
+        if extend is not None:
+            continue_sweep(extend, experiments=experiments, hours=hours, progress=not quiet)
+            click.echo(str(extend))
+            return
         if folder is None:
             folder = start_sweep(request, root=reports_root(), experiments=experiments or 5,
                                  hours=hours or 8.0, reviewer=reviewer, budget=budget,
@@ -232,6 +241,39 @@ def sweep(request, experiments, hours, reviewer, budget, model, resume, quiet) -
                                      if folder else ""), err=True)
         raise SystemExit(130) from None
     click.echo(str(folder))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("text")
+def comment(folder, text) -> None:
+    """Append a dated comment TEXT to FOLDER/comments.md (shown atop the re-rendered report,
+    answered by the next review)."""
+    from harness.memory import add_comment
+
+    try:
+        click.echo(str(add_comment(folder, text)))
+    except USER_ERRORS as err:
+        raise click.ClickException(str(err).splitlines()[0]) from None
+
+
+@main.command()
+@click.option("--env", "env_name", default=None, help="Only the findings on this env.")
+def findings(env_name) -> None:
+    """Print the findings ledger (derived from the experiment folders)."""
+    from harness.findings import collect, render_markdown
+
+    rows = [f for f in collect(reports_root()) if env_name is None or f.env == env_name]
+    click.echo(render_markdown(rows), nl=False)
+
+
+@main.command()
+def reindex() -> None:
+    """Rebuild INDEX.md, FINDINGS.md and findings.csv from the experiment folders."""
+    from harness.findings import reindex as rebuild
+
+    for path in rebuild(reports_root()):
+        click.echo(str(path))
 
 
 @main.command()

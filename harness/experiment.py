@@ -41,14 +41,19 @@ def create_experiment(request: str, *, root: Path, budget: str | None = None,
 
     The default budget is `small` on CPU and `medium` on a GPU. Raises PlanError (one line)
     for a request that cannot be planned, before any folder is made."""
+    from harness.memory import parse_like, resolve_reference
     from harness.model import check_model_name, default_device
 
+    like = parse_like(request)
+    if like:  # "like <experiment> but with ...": its model and budget unless given
+        prior = json.loads((resolve_reference(like[0], Path(root)) / "plan.json").read_text())
+        model = model or prior["model"]
     model = model or "smollm2"
     check_model_name(model)
     device = default_device()
-    budget = budget or ("small" if device == "cpu" else "medium")
+    budget = budget or (None if like else "small" if device == "cpu" else "medium")
     plan = make_plan(request, budget, model, seeds, device, planner=planner,
-                     max_retries=max_retries)
+                     max_retries=max_retries, root=Path(root))
     folder = new_experiment_dir(Path(root), request)
     (folder / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
     (folder / "experiment.py").write_text(render_script(plan))

@@ -21,7 +21,9 @@ and each proposal cites the numbers it used. (Optuna is also not installed here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections.abc import Iterator
 
 from harness.config import Config
@@ -46,6 +48,83 @@ COMPANIONS = {"groups_per_step", "objective"}  # set alongside group_size / beta
 
 
 def offline_proposal(current: Result, history: list[Result], scope: Scope) -> dict:
+    """Comments first: the first open comment that asks for more seeds or to "try <knob>
+    <value>" and makes a valid proposal is acted on; otherwise the rules above decide. Every
+    open comment gets a response, and settled findings on the knobs the proposal varies are
+    named in its rationale."""
+    plain = dataclasses.replace(scope, comments=())  # responses are added at the end
+    scored = [r for r in [*history, current] if r.scored]
+    base = current if current.scored or not scored else scored[-1]
+    chosen, responses = None, {}
+    for comment in scope.comments if scored else ():
+        for candidate in _from_comment(comment, base, base.ranked()):
+            try:
+                validate_proposal(candidate, plain)
+            except ProposalError as err:
+                responses.setdefault(comment, f"Not run: {err}.")
+                continue
+            chosen, responses[comment] = candidate, f"Acted on: {candidate['title']}."
+            break
+        if chosen:
+            break
+    chosen = chosen or _by_numbers(current, history, plain)
+    word = "stop" if chosen["stop"] else "the proposal follows the numbers"
+    chosen["comment_responses"] = [{"comment": c, "response": responses.get(c, (
+        f"Read; no offline rule turns it into an experiment, so {word}: {chosen['title']}."))}
+        for c in scope.comments]
+    chosen["rationale"] += _ledger_note(base, chosen)
+    return chosen
+
+
+def _from_comment(comment: str, base: Result, ranked: list[dict]) -> Iterator[dict]:
+    """Proposals a comment asks for: more seeds for the scored arms, or 'try <change>' on
+    the best arm (the change in the planner's words, memory.parse_change)."""
+    from harness.memory import parse_change
+
+    text = comment.split(": ", 2)[-1]
+    n = len(base.plan["seeds"])
+    if re.search(r"\bseeds?\b", text, re.IGNORECASE):
+        arms = [{"name": r["arm"], "overrides": r["overrides"], "why": "asked for in a comment"}
+                for r in ranked]
+        for k in range(len(arms), 0, -1):
+            for seeds in range(min(MAX_SEEDS, max(2, 2 * n)), n, -1):
+                if _steps_at(base.plan["budget"], arms[:k], seeds):
+                    yield _proposal(
+                        base, f"More seeds for {', '.join(a['name'] for a in arms[:k])}",
+                        f"With {seeds} seeds per arm the 95% CIs tell whether the arms differ.",
+                        arms[:k], arms[0]["name"], seeds, f"A comment asks for more seeds: "
+                        f"{text!r}.", [_cite(r) for r in ranked[:k]], _reading(base, ranked))
+    match = re.search(r"\btry\s+(.+?)(?:[.;!]|$)", text, re.IGNORECASE)
+    if match and ranked:
+        try:
+            change = parse_change(match[1])
+        except PlanError:
+            return
+        best = ranked[0]
+        name = "+".join(f"{k}={v}" for k, v in change.overrides.items() if k != "objective")
+        arms = [{"name": best["arm"], "overrides": best["overrides"], "why": "the best so far"},
+                {"name": name or "changed", "overrides": {**best["overrides"],
+                                                          **change.overrides},
+                 "why": f"asked for in a comment: {match[1]}"}]
+        yield _proposal(base, f"Try {match[1]} on {best['arm']}", f"{match[1]} on top of "
+                        f"`{best['arm']}` may beat it.", arms, best["arm"],
+                        change.seeds or n, f"A comment asks to try {match[1]!r}.",
+                        [_cite(best)], _reading(base, ranked))
+
+
+def _ledger_note(base: Result, proposal: dict) -> str:
+    from harness.findings import reports_root_of, settled_about
+
+    keys = {k for a in proposal["arms"] for k in a["overrides"]}
+    settled = settled_about(reports_root_of(base.folder), base.plan["env"], keys)
+    if proposal["stop"] or not settled:
+        return ""
+    return (" Ledger: " + "; ".join(f"'{f.claim}' is {f.status}" for f in settled)
+            + "; this proposal runs those knobs again only as part of: "
+            + proposal["title"] + ".")
+
+
+def _by_numbers(current: Result, history: list[Result], scope: Scope) -> dict:
     """The first valid proposal of the rules above (a dict in the proposal schema)."""
     results = [*history, current]
     scored = [r for r in results if r.scored]

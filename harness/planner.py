@@ -77,6 +77,8 @@ class Plan:
     device: str
     planner: str
     settings: dict       # the budget's settings, steps fitted to the budget
+    based_on: str = ""   # the experiment folder this plan starts from ("like X but with Y")
+    difference: str = ""  # what changed from that experiment's plan, in words
 
     def arm(self, name: str) -> Arm:
         return next(a for a in self.arms if a.name == name)
@@ -93,6 +95,8 @@ class Plan:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["arms"], data["seeds"] = [asdict(a) for a in self.arms], list(self.seeds)
+        if not self.based_on:  # plans that build on nothing keep their old shape
+            del data["based_on"], data["difference"]
         return {**data, "rollouts_total": self.rollouts_total}
 
 
@@ -146,7 +150,8 @@ def validate_plan(data: dict) -> Plan:
         raise PlanError(f"baseline {data['baseline']!r} is not one of the arms")
     plan = Plan(data["request"], data["goal"], data["hypothesis"], data["env"], tuple(arms),
                 data["baseline"], tuple(seeds), data["budget"], data["model"],
-                str(data["device"]), data["planner"], dict(data["settings"]))
+                str(data["device"]), data["planner"], dict(data["settings"]),
+                str(data.get("based_on", "")), str(data.get("difference", "")))
     _check_budget(plan)
     return plan
 
@@ -238,12 +243,14 @@ PLAN_TOOL = {"name": "submit_plan", "description": "Submit the experiment plan."
              "input_schema": PLAN_SCHEMA}
 
 
-def claude_plan(request: str, fixed: dict, *, max_retries: int = 2) -> Plan:
-    """Ask Claude for the plan (a `submit_plan` tool call); one retry on an invalid answer."""
+def claude_plan(request: str, fixed: dict, *, max_retries: int = 2, prior: dict | None = None,
+                ledger: str = "") -> Plan:
+    """Ask Claude for the plan (a `submit_plan` tool call); one retry on an invalid answer.
+    `prior`: the plan of the experiment the request builds on, shown in the prompt."""
     import anthropic
 
     client = anthropic.Anthropic(max_retries=max_retries, timeout=120.0)
-    prompt = render_prompt(request, fixed)
+    prompt = render_prompt(request, fixed, prior=prior, ledger=ledger)
     problem = ""
     for _ in range(2):
         content = prompt + (f"\n\nYour previous answer was invalid: {problem}. Call submit_plan "
@@ -284,7 +291,8 @@ def reply_json(message) -> dict:
     return data
 
 
-def render_prompt(request: str, fixed: dict) -> str:
+def render_prompt(request: str, fixed: dict, *, prior: dict | None = None,
+                  ledger: str = "") -> str:
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -293,14 +301,22 @@ def render_prompt(request: str, fixed: dict) -> str:
     return templates.get_template("plan_prompt.md.j2").render(
         request=request, envs=envs, ablations=ABLATIONS, defaults=Config().to_dict(),
         fixed_keys=FIXED_KEYS, budget_name=fixed["budget"], budget=budget,
-        n_seeds=len(fixed["seeds"]))
+        n_seeds=len(fixed["seeds"]), prior=json.dumps(prior, indent=2) if prior else "",
+        based_on=fixed.get("based_on", ""), ledger=ledger)
 
 
 # --- entry point ---
-def make_plan(request: str, budget: str, model: str, seeds: int | None, device: str, *,
-              planner: str = "auto", max_retries: int = 2) -> Plan:
+def make_plan(request: str, budget: str | None, model: str, seeds: int | None, device: str, *,
+              planner: str = "auto", max_retries: int = 2, root: Path | None = None) -> Plan:
     """Plan with Claude when planner is 'claude', or 'auto' and ANTHROPIC_API_KEY is set;
-    otherwise (or when Claude fails) with the offline planner."""
+    otherwise (or when Claude fails) with the offline planner. A request "like <experiment>
+    but with <change>" starts from that experiment's plan under `root` (memory.py); budget
+    None then means the earlier experiment's."""
+    from harness.memory import parse_like, plan_like
+
+    if root is not None and parse_like(request):
+        return plan_like(request, Path(root), budget, model, seeds, device, planner=planner,
+                         max_retries=max_retries)
     if budget not in EXPERIMENT_BUDGETS:
         raise PlanError(f"unknown budget {budget!r}; budgets: {', '.join(EXPERIMENT_BUDGETS)}")
     if seeds is not None and seeds < 1:
@@ -309,19 +325,40 @@ def make_plan(request: str, budget: str, model: str, seeds: int | None, device: 
     from harness.offline_planner import offline_plan
 
     if not use_claude:
-        return offline_plan(request, budget, model, seeds, device)
+        return _with_ledger(offline_plan(request, budget, model, seeds, device), root)
     import anthropic
+
+    from harness.findings import ledger_text
 
     n_seeds = seeds or EXPERIMENT_BUDGETS[budget].seeds
     claude_model = os.environ.get("HARNESS_REVIEWER_MODEL", DEFAULT_CLAUDE_MODEL)
     fixed = {"request": request, "seeds": list(range(n_seeds)), "budget": budget,
              "model": model, "device": device, "planner": f"claude ({claude_model})"}
     try:
-        return claude_plan(request, fixed, max_retries=max_retries)
+        return claude_plan(request, fixed, max_retries=max_retries,
+                           ledger=ledger_text(root) if root is not None else "")
     except (PlanError, anthropic.APIError) as err:
         reason = _one_line(err)
-    return offline_plan(request, budget, model, seeds, device,
-                        planner=f"offline (claude fallback: {reason})")
+    return _with_ledger(offline_plan(request, budget, model, seeds, device,
+                                     planner=f"offline (claude fallback: {reason})"), root)
+
+
+def _with_ledger(plan: Plan, root: Path | None) -> Plan:
+    """The offline planner reads the findings ledger: settled findings on the knobs its arms
+    set are named in the hypothesis, with the reason for running them again."""
+    from dataclasses import replace
+
+    from harness.findings import settled_about
+
+    if root is None:
+        return plan
+    keys = {k for a in plan.arms for k in a.overrides}
+    settled = settled_about(root, plan.env, keys)
+    if not settled:
+        return plan
+    note = "; ".join(f"'{f.claim}' is {f.status}" for f in settled)
+    return replace(plan, hypothesis=f"{plan.hypothesis} Ledger: {note}; run again because the "
+                                    "request asks for it (at this budget and these seeds).")
 
 
 def _one_line(err: Exception) -> str:

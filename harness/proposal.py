@@ -123,6 +123,13 @@ class Result:
     report: str
 
     @property
+    def comments(self) -> list[str]:
+        """The researcher's comments on this experiment (comments.md), "date: text" each."""
+        from harness.memory import read_comments
+
+        return [f"{c.date}: {c.text}" for c in read_comments(self.folder)]
+
+    @property
     def direction(self) -> str:
         return env_class(self.plan["env"]).direction
 
@@ -173,15 +180,18 @@ class Proposal:
     evidence: tuple[dict, ...]  # {"what": str, "value": number} the rationale relies on
     stop: bool                 # the question is answered: run nothing more
     summary: str               # the reviewer's reading of the results so far
+    comment_responses: tuple[dict, ...] = ()  # {comment, response}: each open comment answered
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["arms"], data["evidence"] = [dataclasses.asdict(a) for a in self.arms], \
             list(self.evidence)
+        data["comment_responses"] = list(self.comment_responses)
         return data
 
 
 PROPOSAL_FIELDS = tuple(f.name for f in dataclasses.fields(Proposal))
+OPTIONAL_FIELDS = ("comment_responses",)  # required only when there are open comments
 PROPOSAL_SCHEMA = {
     "type": "object",
     "properties": {
@@ -202,8 +212,13 @@ PROPOSAL_SCHEMA = {
                 "what": {"type": "string"}, "value": {"type": "number"}}}},
         "stop": {"type": "boolean", "description": "True when the question is answered."},
         "summary": {"type": "string", "description": "Your reading of the results so far."},
+        "comment_responses": {"type": "array", "description": "One per open comment: the "
+                              "comment, copied, and what this proposal does about it.",
+                              "items": {"type": "object", "required": ["comment", "response"],
+                                        "properties": {"comment": {"type": "string"},
+                                                       "response": {"type": "string"}}}},
     },
-    "required": list(PROPOSAL_FIELDS),
+    "required": [f for f in PROPOSAL_FIELDS if f not in OPTIONAL_FIELDS],
 }
 
 
@@ -217,6 +232,7 @@ class Scope:
     budget: str
     tried: dict
     facts: tuple[float, ...]
+    comments: tuple[str, ...] = ()   # open comments: "<folder>: <date>: <text>", to be answered
 
 
 def arm_key(budget: str, overrides: dict) -> str:
@@ -237,7 +253,19 @@ def make_scope(current: Result, history: list[Result], budget: str | None = None
             facts += [v for v in row.values() if _number(v) and not math.isnan(v)]
     plan = current.plan
     return Scope(plan["env"], plan["model"], plan["device"], budget or plan["budget"], tried,
-                 tuple(float(f) for f in facts))
+                 tuple(float(f) for f in facts), open_comments(current, history))
+
+
+def open_comments(current: Result, history: list[Result]) -> tuple[str, ...]:
+    """Comments on these experiments that no review of an earlier one has answered yet."""
+    answered = set()
+    for result in history:
+        review = result.folder / "review.json"
+        if review.exists():
+            responses = json.loads(review.read_text())["proposal"].get("comment_responses", [])
+            answered |= {r["comment"] for r in responses}
+    found = [f"{r.folder.name}: {c}" for r in [*history, current] for c in r.comments]
+    return tuple(c for c in found if c not in answered)
 
 
 def _number(value) -> bool:
@@ -248,7 +276,7 @@ def validate_proposal(data: dict, scope: Scope) -> tuple[Proposal, Plan | None]:
     """A proposal dict -> (Proposal, the next experiment's Plan, or None when it stops)."""
     if not isinstance(data, dict):
         raise ProposalError("a proposal must be a JSON object")
-    missing = [k for k in PROPOSAL_FIELDS if k not in data]
+    missing = [k for k in PROPOSAL_FIELDS if k not in data and k not in OPTIONAL_FIELDS]
     extra = sorted(set(data) - set(PROPOSAL_FIELDS))
     if missing or extra:
         raise ProposalError(f"proposal lacks {', '.join(missing)}" if missing else
@@ -269,6 +297,7 @@ def validate_proposal(data: dict, scope: Scope) -> tuple[Proposal, Plan | None]:
     if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
         raise ProposalError(f"seeds must be an integer from 1 to {MAX_SEEDS}")
     evidence = _check_evidence(data["evidence"], scope, required=not stop)
+    responses = _check_responses(data.get("comment_responses", []), scope)
     arms = data["arms"] if isinstance(data["arms"], list) else None
     if arms is None or (not arms and not stop):
         raise ProposalError("arms must be a non-empty list of {name, overrides, why}")
@@ -277,7 +306,8 @@ def validate_proposal(data: dict, scope: Scope) -> tuple[Proposal, Plan | None]:
     proposal = Proposal(data["title"].strip(), str(data["hypothesis"]).strip(), data["env"],
                         tuple(Arm(a["name"], dict(a["overrides"]), str(a.get("why", "")))
                               for a in arms), str(data["baseline"]), seeds, data["budget"],
-                        data["rationale"].strip(), evidence, stop, data["summary"].strip())
+                        data["rationale"].strip(), evidence, stop, data["summary"].strip(),
+                        responses)
     if stop:
         return proposal, None
     plan = proposal_plan(proposal, scope, planner="reviewer")
@@ -316,6 +346,20 @@ def _check_evidence(evidence, scope: Scope, required: bool) -> tuple[dict, ...]:
                                 "the experiments' plans or summaries; cite those numbers")
         out.append({"what": item["what"], "value": value})
     return tuple(out)
+
+
+def _check_responses(responses, scope: Scope) -> tuple[dict, ...]:
+    if not isinstance(responses, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("comment"), str)
+            and isinstance(r.get("response"), str) and r["response"].strip() for r in responses):
+        raise ProposalError("comment_responses must be a list of {comment, response} (text)")
+    given = {r["comment"].strip() for r in responses}
+    unanswered = [c for c in scope.comments if c not in given]
+    if unanswered:
+        raise ProposalError(f"answer each open comment in comment_responses (copied exactly); "
+                            f"unanswered: {unanswered[0]!r}")
+    return tuple({"comment": r["comment"].strip(), "response": r["response"].strip()}
+                 for r in responses)
 
 
 def proposal_plan(proposal: Proposal, scope: Scope, planner: str) -> Plan:

@@ -2,7 +2,8 @@
 
 `write_report(folder)` reads plan.json, config.json and data/*.csv, and (re)writes
 data/summary.csv (one row per arm), figures/*.png and report.md (templates/report.md.j2), then
-rebuilds the reports root's INDEX.md from every experiment folder. The status of a run (one arm
+rebuilds the reports root's INDEX.md, FINDINGS.md and findings.csv (findings.py) from every
+experiment folder. Comments (comments.md) are shown at the top. The status of a run (one arm
 and seed) also comes from the files: finished when steps.csv has all its steps and its best
 candidate was written (best/<arm>-s<seed>.score.json, the loop's last act).
 """
@@ -20,6 +21,8 @@ import pandas as pd
 
 from harness import figures
 from harness.config import Config
+from harness.findings import reports_root_of, write_findings
+from harness.memory import read_comments
 from harness.records import BUFFER_COLUMNS, ROLLOUT_COLUMNS, STEP_COLUMNS
 from harness.report_text import findings, next_steps, unknowns, weak_model_notes
 
@@ -237,6 +240,7 @@ def write_report(folder: Path) -> Path:
         "findings": findings(summary, plan["baseline"], direction, start),
         "unknowns": unknowns(summary, plan),
         "next_steps": next_steps(summary, plan, folder, direction, bool(weak)),
+        "comments": read_comments(folder),
     }
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -245,6 +249,7 @@ def write_report(folder: Path) -> Path:
     path = folder / "report.md"
     path.write_text(templates.get_template("report.md.j2").render(**context))
     write_index(folder.parent)
+    write_findings(reports_root_of(folder))
     return path
 
 

@@ -181,13 +181,19 @@ def _templates() -> jinja2.Environment:
 
 def render_prompt(current: Result, history: list[Result], scope: Scope, memory: str,
                   question: str) -> str:
+    """The review prompt: the researcher's open comments and the env's findings ledger come
+    before the numbers, so that they frame the reading."""
+    from harness.findings import ledger_text, reports_root_of
+
     cls = env_class(scope.env)
+    ledger = ledger_text(reports_root_of(current.folder), scope.env)
     return _templates().get_template("review_prompt.md.j2").render(
         question=question, env=cls, better="lower" if cls.direction == "min" else "higher",
         scope=scope, current=current, rows=current.summary.to_dict("records"),
         report=current.report[:8000], memory=memory or "(this is the first experiment)",
         space=SEARCH_SPACE, budgets=EXPERIMENT_BUDGETS, max_seeds=MAX_SEEDS,
-        allowed=BUDGET_ORDER[:BUDGET_ORDER.index(scope.budget) + 1], fmt=_fmt)
+        allowed=BUDGET_ORDER[:BUDGET_ORDER.index(scope.budget) + 1], fmt=_fmt,
+        comments=scope.comments, ledger=ledger or "(no findings on this env yet)")
 
 
 def _fmt(value) -> str:
@@ -214,4 +220,6 @@ def load_review(folder: Path) -> Review:
     p = data["proposal"]
     proposal = Proposal(**{**p, "arms": tuple(Arm(**a) for a in p["arms"]),
                            "evidence": tuple(p["evidence"])})
+    proposal = dataclasses.replace(proposal, comment_responses=tuple(
+        p.get("comment_responses", [])))
     return Review(**{**data, "proposal": proposal, "rejected": tuple(data["rejected"])})

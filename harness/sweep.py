@@ -96,6 +96,29 @@ def run_sweep(root: Path, *, run=run_experiment, progress: bool = True,
     return write_digest(Path(root), load_state(root))
 
 
+def continue_sweep(root: Path, *, experiments: int | None = None, hours: float | None = None,
+                   progress: bool = True, run=run_experiment) -> Path:
+    """Extend a finished sweep (`harness sweep --continue`): room for `experiments` more
+    (default 1), and comments left on its experiments since the last review are picked up:
+    that review is redone (the old one kept as review.previous.json) so its proposal answers
+    them. Returns SWEEP.md."""
+    from harness.proposal import open_comments
+
+    root = Path(root)
+    state = load_state(root)
+    if state.status != "finished":
+        raise SweepError(f"the sweep {root} has not finished; use --resume")
+    last = root / state.experiments[-1].folder
+    results = results_of(root, state)
+    pending = open_comments(results[-1], results[:-1])
+    if (last / "review.json").exists() and pending:
+        answered = {r["comment"] for r in load_review(last).proposal.comment_responses}
+        if set(pending) - answered:
+            os.replace(last / "review.json", last / "review.previous.json")
+    return run_sweep(root, run=run, progress=progress, hours=hours,
+                     experiments=len(state.experiments) + (experiments or 1))
+
+
 def advance(store: Store, run, progress: bool, max_retries: int) -> None:
     """One decision of the sweep (see the module docstring)."""
     state = store.state
