@@ -10,7 +10,10 @@ better), how many seeds beat the start state, and wall time. Every seed is repor
 is picked.
 
 Usage: python benchmarks/embedded_discovery.py [--quick] [--seeds 3] [--model smollm2]
-       [--steps N --groups G --group-size K --max-new-tokens T] [--out DIR]
+       [--steps N --groups G --group-size K --max-new-tokens T] [--learning-rate LR]
+       [--out DIR]
+Same seeds across arms share their random draws, so arms differ only where training or
+reuse changed what was sampled (a paired comparison).
 `--quick` is CI-sized (2 steps of 4 rollouts per seed); the default is the full run by hand.
 """
 
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--groups", type=int, default=2)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--learning-rate", type=float, default=None,
+                    help="LoRA learning rate of the full arm (default: the small budget's)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.quick:
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                               steps=args.steps, groups_per_step=args.groups,
                               group_size=args.group_size, max_new_tokens=args.max_new_tokens,
                               seed=seed, **overrides)
+            if args.learning_rate is not None:
+                cfg = cfg.replace(learning_rate=args.learning_rate)
             t0 = time.perf_counter()
             result = run_ttt(cfg, out, arm=arm, progress=False)
             rows.append({"arm": arm, "seed": seed, "best_c5": result.best_raw_score,
