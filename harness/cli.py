@@ -263,6 +263,8 @@ def findings(env_name) -> None:
     """Print the findings ledger (derived from the experiment folders)."""
     from harness.findings import collect, render_markdown
 
+    if env_name is not None and env_name not in ENVS:
+        raise click.ClickException(f"unknown env {env_name!r}; envs: {', '.join(ENVS)}")
     rows = [f for f in collect(reports_root()) if env_name is None or f.env == env_name]
     click.echo(render_markdown(rows), nl=False)
 
@@ -300,8 +302,9 @@ def install_commands(dest) -> None:
 
     try:
         written = install(dest)
-    except (OSError, FileNotFoundError) as err:
-        raise click.ClickException(str(err).splitlines()[0]) from None
+    except OSError as err:
+        raise click.ClickException(f"cannot install into {dest}: {err.strerror or err}") \
+            from None
     click.echo(str(written[0].parent))
 
 

@@ -76,3 +76,16 @@ def test_discover_smoke_writes_a_run_folder(reports_in_tmp):
     assert result.exit_code == 0, result.output
     [folder] = list(reports_in_tmp.iterdir())
     assert str(folder) in result.output and (folder / "data" / "steps.csv").exists()
+
+
+def test_findings_for_an_unknown_env_lists_the_envs():
+    result = run("findings", "--env", "nope")
+    assert result.exit_code == 1 and "unknown env 'nope'" in result.output
+
+
+def test_install_commands_into_an_unwritable_place_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run("install-commands", str(blocker / "sub"))
+    assert result.exit_code == 1 and "cannot install into" in result.output
+    assert "Traceback" not in result.output
