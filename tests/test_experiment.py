@@ -19,6 +19,8 @@ from harness.cli import main
 from harness.offline_planner import offline_plan
 from harness.report import write_report
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REQUEST = "ablate reuse on toy"
 ARMS = ["full", "eps_greedy", "no_reuse"]
 FILES = ["plan.json", "config.json", "experiment.py", "report.md", "data/steps.csv",
@@ -29,17 +31,6 @@ FILES = ["plan.json", "config.json", "experiment.py", "report.md", "data/steps.c
 
 def run(*args):
     return CliRunner().invoke(main, list(args))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The 2 CPU cores are shared: one torch thread avoids spin-waiting (3x faster here)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -24,20 +24,11 @@ from harness.report import write_report
 from harness.sweep import run_sweep, start_sweep
 from harness.sweep_state import LOCK_FILE, STATE_FILE, SweepError, load_state, write_state
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def run(*args):
     return CliRunner().invoke(main, list(args))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The 2 CPU cores are shared: one torch thread avoids spin-waiting (3x faster here)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
