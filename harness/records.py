@@ -23,7 +23,7 @@ STEP_COLUMNS = [
 ]
 ROLLOUT_COLUMNS = [
     "arm", "seed", "step", "group", "parent_id", "child_id", "raw_score", "reward", "valid",
-    "advantage", "message", "tokens", "finished",
+    "advantage", "message", "tokens", "finished", "text",
 ]
 BUFFER_COLUMNS = ["arm", "seed", "id", "parent_id", "step", "raw_score", "value", "visits",
                   "best_reachable"]

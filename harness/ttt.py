@@ -178,7 +178,8 @@ def rollout_rows(cfg, arm, step, starts, rollouts, results, advantages, child_id
     return [{"arm": arm, "seed": cfg.seed, "step": step, "group": r.group,
              "parent_id": starts[r.group].id, "child_id": cid, "raw_score": res.raw_score,
              "reward": res.reward, "valid": res.valid, "advantage": adv,
-             "message": res.message, "tokens": r.num_tokens, "finished": r.finished}
+             "message": res.message, "tokens": r.num_tokens, "finished": r.finished,
+             "text": r.text}
             for r, res, adv, cid in zip(rollouts, results, advantages, child_ids, strict=True)]
 
 

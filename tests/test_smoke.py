@@ -41,6 +41,7 @@ def test_two_steps_move_lora_not_the_base_and_leave_every_artifact(tmp_path, tin
     rollouts = pd.read_csv(tmp_path / "data" / "rollouts.csv")
     assert steps["step"].tolist() == [0, 1]
     assert len(rollouts) == 2 * cfg.rollouts_per_step
+    assert rollouts["text"].fillna("").str.len().sum() > 0  # the actions themselves are kept
     assert steps["score/best"].is_monotonic_increasing  # toy: higher is better
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["action"] == "construction" and config["config"]["env"] == "toy"
