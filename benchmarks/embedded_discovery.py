@@ -11,7 +11,7 @@ is picked.
 
 Usage: python benchmarks/embedded_discovery.py [--quick] [--seeds 3] [--model smollm2]
        [--steps N --groups G --group-size K --max-new-tokens T] [--learning-rate LR]
-       [--out DIR]
+       [--arms full,no_ttt,best_of_n] [--out DIR]
 Same seeds across arms share their random draws, so arms differ only where training or
 reuse changed what was sampled (a paired comparison).
 `--quick` is CI-sized (2 steps of 4 rollouts per seed); the default is the full run by hand.
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--learning-rate", type=float, default=None,
                     help="LoRA learning rate of the full arm (default: the small budget's)")
+    ap.add_argument("--arms", default=",".join(ARMS),
+                    help="comma-separated subset of: " + ", ".join(ARMS))
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.quick:
@@ -71,8 +73,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     out = args.out or Path(tempfile.mkdtemp(prefix="embedded-discovery-"))
     start_c5 = make_env("erdos").score(
         make_env("erdos").initial_solutions("construction")[0], "construction").raw_score
+    arms = [a.strip() for a in args.arms.split(",")]
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        ap.error(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
     rows = []
-    for arm, overrides in ARMS.items():
+    for arm, overrides in ((a, ARMS[a]) for a in arms):
         for seed in range(args.seeds):
             cfg = make_config("small", env="erdos", model=args.model, action="construction",
                               steps=args.steps, groups_per_step=args.groups,
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
           f"start state C5 = {start_c5:.6f} (lower is better); folder {out}")
     print(f"{'arm':10s} {'valid':>6s} {'best C5 mean ± 95% CI':>26s} {'beat start':>10s} "
           f"{'wall s':>8s}  per-seed best")
-    for arm in ARMS:
+    for arm in arms:
         seeds = per_seed[per_seed.arm == arm]
         valid = rollouts[rollouts.arm == arm]["valid"].mean()
         mean, half = mean_ci95(seeds.best_c5.tolist())
