@@ -27,6 +27,18 @@ def one_torch_thread():
 
 
 @pytest.fixture()
+def claude(monkeypatch):
+    """The Anthropic SDK pointed at a local Messages-API stand-in on 127.0.0.1 (no mocks)."""
+    from messages_server import MessagesServer
+
+    with MessagesServer() as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        monkeypatch.setenv("HARNESS_REVIEWER_MODEL", "claude-test-model")
+        yield server
+
+
+@pytest.fixture()
 def tiny_policy():
     """A fresh tiny random model (no LoRA yet) on CPU."""
     from harness.model import load_policy

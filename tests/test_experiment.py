@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from messages_server import MessagesServer
 
 from harness import records, resources
 from harness.cli import main
@@ -162,13 +161,10 @@ def test_an_unplannable_request_gives_one_line_and_no_folder(reports_in_tmp, mon
     assert run("report", "/no/such/folder").exit_code == 1
 
 
-def test_a_claude_fallback_is_recorded_in_plan_json(reports_in_tmp, monkeypatch):
-    with MessagesServer() as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-        for _ in range(3):  # the SDK's own retries (it honours retry-after-ms: 1)
-            server.reply_overloaded()
-        result = run("experiment", "run toy", "--budget", "smoke", "--dry-run")
+def test_a_claude_fallback_is_recorded_in_plan_json(reports_in_tmp, claude):
+    for _ in range(3):  # the SDK's own retries (it honours retry-after-ms: 1)
+        claude.reply_overloaded()
+    result = run("experiment", "run toy", "--budget", "smoke", "--dry-run")
     assert result.exit_code == 0, result.output
     plan = json.loads((Path(result.output.strip()) / "plan.json").read_text())
     assert plan["planner"].startswith("offline (claude fallback: OverloadedError")

@@ -7,7 +7,6 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from messages_server import MessagesServer
 
 from harness import records
 from harness.cli import main
@@ -120,23 +119,20 @@ def test_a_comment_is_shown_atop_the_report_and_answered_by_the_offline_reviewer
     assert len(review.plan["seeds"]) > len(prior.plan["seeds"])
 
 
-def test_the_claude_reviewer_receives_the_comments_and_the_findings(prior, monkeypatch):
+def test_the_claude_reviewer_receives_the_comments_and_the_findings(prior, claude):
     assert run("comment", str(prior.folder), COMMENT).exit_code == 0
     [comment] = [f"{prior.folder.name}: {c}" for c in read_result(prior.folder).comments]
-    with MessagesServer() as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-        server.reply_tool_use("submit_proposal", {
-            "title": "More seeds", "hypothesis": "c_puct=2 stays best.", "env": "toy",
-            "baseline": "c2", "arms": [{"name": "c2", "overrides": {"c_puct": 2.0}},
-                                       {"name": "c1", "overrides": {"c_puct": 1.0}}],
-            "seeds": 4, "budget": "smoke", "rationale": "As the comment asks.",
-            "evidence": [{"what": "c_puct=2 mean best", "value": 14.01}], "stop": False,
-            "summary": "c_puct=2 is best.",
-            "comment_responses": [{"comment": comment, "response": "4 seeds, as asked."}]})
-        review = review_experiment(read_result(prior.folder), [], reviewer="claude",
-                                   max_retries=0)
-        [sent] = server.requests
+    claude.reply_tool_use("submit_proposal", {
+        "title": "More seeds", "hypothesis": "c_puct=2 stays best.", "env": "toy",
+        "baseline": "c2", "arms": [{"name": "c2", "overrides": {"c_puct": 2.0}},
+                                   {"name": "c1", "overrides": {"c_puct": 1.0}}],
+        "seeds": 4, "budget": "smoke", "rationale": "As the comment asks.",
+        "evidence": [{"what": "c_puct=2 mean best", "value": 14.01}], "stop": False,
+        "summary": "c_puct=2 is best.",
+        "comment_responses": [{"comment": comment, "response": "4 seeds, as asked."}]})
+    review = review_experiment(read_result(prior.folder), [], reviewer="claude",
+                               max_retries=0)
+    [sent] = claude.requests
     prompt = sent["messages"][0]["content"]
     assert COMMENT in prompt and "on toy, c_puct=2.0 beats c_puct=1.0" in prompt
     assert prompt.index(COMMENT) < prompt.index("Results (data/summary.csv")
@@ -193,18 +189,15 @@ def test_reindex_rebuilds_the_derived_files_byte_for_byte(prior, reports_in_tmp)
 
 def test_the_claude_planner_resolves_the_reference_and_sees_the_prior_plan(prior,
                                                                            reports_in_tmp,
-                                                                           monkeypatch):
+                                                                           claude):
     arms = [{**a, "overrides": {**a["overrides"], "learning_rate": 1e-4}}
             for a in prior.plan["arms"]]
-    with MessagesServer() as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-        server.reply_tool_use("submit_plan", {
-            "goal": "Same grid at a lower learning rate.", "hypothesis": "c_puct=2 stays best.",
-            "env": "toy", "arms": arms, "baseline": prior.plan["baseline"]})
-        plan = make_plan("like last but with lr 1e-4", None, "tiny", None, "cpu",
-                         planner="claude", max_retries=0, root=reports_in_tmp)
-        [sent] = server.requests
+    claude.reply_tool_use("submit_plan", {
+        "goal": "Same grid at a lower learning rate.", "hypothesis": "c_puct=2 stays best.",
+        "env": "toy", "arms": arms, "baseline": prior.plan["baseline"]})
+    plan = make_plan("like last but with lr 1e-4", None, "tiny", None, "cpu",
+                     planner="claude", max_retries=0, root=reports_in_tmp)
+    [sent] = claude.requests
     prompt = sent["messages"][0]["content"]
     assert f"builds on the earlier experiment `{prior.folder.name}`" in prompt
     assert '"request": "tune c_puct on toy"' in prompt and "c_puct=2.0 beats" in prompt

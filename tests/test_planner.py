@@ -4,7 +4,6 @@ local Messages API stand-in (tests/messages_server.py; the SDK itself is not moc
 import math
 
 import pytest
-from messages_server import MessagesServer
 
 from harness.env import ENVS
 from harness.offline_planner import offline_plan
@@ -131,15 +130,6 @@ GOOD = {"goal": "Does more exploration help?", "hypothesis": "c_puct=2 finds mor
         "env": "toy", "baseline": "full",
         "arms": [{"name": "full", "overrides": {}, "why": "defaults"},
                  {"name": "c2", "overrides": {"c_puct": 2}, "why": "more exploration"}]}
-
-
-@pytest.fixture()
-def claude(monkeypatch):
-    with MessagesServer() as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-        monkeypatch.setenv("HARNESS_REVIEWER_MODEL", "claude-test-model")
-        yield server
 
 
 def claude_plan(request="does exploration help on toy?"):

@@ -7,7 +7,6 @@ import math
 
 import pytest
 from click.testing import CliRunner
-from messages_server import MessagesServer
 
 from harness import records
 from harness.cli import main
@@ -176,15 +175,6 @@ def test_a_single_arm_experiment_leads_to_tuning_the_next_knob(tmp_path):
 
 
 # --- the Claude reviewer against the local Messages API stand-in ---
-@pytest.fixture()
-def claude(monkeypatch):
-    with MessagesServer() as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-        monkeypatch.setenv("HARNESS_REVIEWER_MODEL", "claude-sonnet-test")
-        yield server
-
-
 def claude_review(result, max_retries=0):
     return review_experiment(result, [], reviewer="claude", max_retries=max_retries)
 
@@ -192,9 +182,9 @@ def claude_review(result, max_retries=0):
 def test_a_valid_claude_proposal_is_accepted_with_its_tokens_and_cost(claude, interior):
     claude.reply_tool_use("submit_proposal", good_proposal())
     review = claude_review(interior)
-    assert review.reviewer == "claude (claude-sonnet-test)" and review.rejected == ()
+    assert review.reviewer == "claude (claude-test-model)" and review.rejected == ()
     assert [a["name"] for a in review.plan["arms"]] == ["c1", "c1.4"]
-    assert review.usage == {"model": "claude-sonnet-test", "calls": 1, "tokens_in": 10,
+    assert review.usage == {"model": "claude-test-model", "calls": 1, "tokens_in": 10,
                             "tokens_out": 10, "cost_usd": pytest.approx(1.8e-4)}
     [sent] = claude.requests
     assert sent["tool_choice"] == {"type": "tool", "name": "submit_proposal"}
