@@ -89,6 +89,8 @@ class Env:
     max_len: int = 1000
     prompt_values: int = 200      # states longer than this are downsampled in prompts
     answer_prefixes = {"construction": "["}  # the assistant's answer starts with this text
+    file_keys: tuple[str, ...] = ("sequence", "h_values")  # JSON keys of a construction file
+    file_example = "[numbers, ...]"  # its shape, for error messages
     parallel_inside: bool = False  # evaluate() runs its own parallel pool (AtCoder cases)
     initial_value: float = 1.0    # number-list envs start from this value ...
     initial_length: int = 20      # ... repeated this many times
@@ -139,7 +141,10 @@ class Env:
         return self.answer_prefixes.get(action, "")
 
     def canonical(self, values) -> str:
-        return json.dumps([float(v) for v in values])
+        try:
+            return json.dumps([float(v) for v in values])
+        except (TypeError, ValueError):
+            raise ValueError("the sequence must be a flat list of numbers") from None
 
     def extract(self, completion: str, action: str) -> str:
         """The model's completion -> the solution text to score (raises ValueError)."""
@@ -167,7 +172,7 @@ class Env:
     def from_program_value(self, value) -> list[float]:
         """The value `run()` returned -> the construction (a flat list of numbers here)."""
         if isinstance(value, dict):
-            value = value.get("sequence", value.get("h_values"))
+            value = next((value[k] for k in self.file_keys if k in value), None)
         if not isinstance(value, list):
             raise ValueError(f"run() must return a list of numbers, got {type(value).__name__}")
         try:
@@ -179,24 +184,23 @@ class Env:
         """(file suffix, file text) of a solution, in the format `harness score` reads."""
         if action == "program":
             return ".py", solution
-        return ".json", json.dumps({"sequence": json.loads(solution)}) + "\n"
+        return ".json", json.dumps({self.file_keys[0]: json.loads(solution)}) + "\n"
 
     def load_file(self, text: str, suffix: str) -> tuple[str, str]:
         """A file given to `harness score` -> (solution, action). Programs are .py files;
-        constructions are JSON {"sequence": [...]} (or "h_values"), scored strictly."""
+        constructions are JSON {file_keys[0]: [...]} (or another of `file_keys`), scored
+        strictly."""
         if suffix == ".py":
             return text, "program"
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"not a .py program and not valid JSON ({err.msg})") from None
-        values = data.get("sequence", data.get("h_values")) if isinstance(data, dict) else data
-        if not isinstance(values, list):
-            raise ValueError('expected JSON {"sequence": [numbers, ...]}')
-        try:
-            return self.canonical(values), "construction"
-        except (TypeError, ValueError):
-            raise ValueError("the sequence must be a flat list of numbers") from None
+        if isinstance(data, dict):
+            data = next((data[k] for k in self.file_keys if k in data), None)
+        if not isinstance(data, list):
+            raise ValueError(f'expected JSON {{"{self.file_keys[0]}": {self.file_example}}}')
+        return self.canonical(data), "construction"
 
     def score(self, solution: str, action: str) -> EvalResult:
         """Score a solution (program source or construction text); never raises for bad input."""

@@ -60,6 +60,8 @@ class CirclePackingEnv(Env):
     min_len = 1
     max_len = 1000  # the verifier checks the exact count, with a clearer message
     answer_prefixes: dict[str, str] = {}  # the answer is lines of `x y r`, not a bracketed list
+    file_keys = ("circles",)  # `harness score` files: {"circles": [[x, y, r], ...]}
+    file_example = "[[x, y, r], ...]"
 
     def verify(self, values: list[list[float]]) -> float:
         return sum_of_radii(values, self.n_circles)
@@ -81,24 +83,6 @@ class CirclePackingEnv(Env):
         if isinstance(value, dict):
             value = value.get("circles")
         return as_triples(value)
-
-    def export(self, solution: str, action: str) -> tuple[str, str]:
-        if action == "program":
-            return ".py", solution
-        return ".json", json.dumps({"circles": json.loads(solution)}) + "\n"
-
-    def load_file(self, text: str, suffix: str) -> tuple[str, str]:
-        """Programs are .py files; constructions are JSON {"circles": [[x, y, r], ...]}."""
-        if suffix == ".py":
-            return text, "program"
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"not a .py program and not valid JSON ({err.msg})") from None
-        circles = data.get("circles") if isinstance(data, dict) else data
-        if not isinstance(circles, list):
-            raise ValueError('expected JSON {"circles": [[x, y, r], ...]}')
-        return self.canonical(circles), "construction"
 
     def initial_solutions(self, action: str) -> list[str]:
         if action == "program":
