@@ -31,6 +31,7 @@ import pandas as pd
 
 from harness.config import make_config
 from harness.env import make_env
+from harness.report import t95
 from harness.ttt import run_ttt
 
 ARMS = {
@@ -38,9 +39,6 @@ ARMS = {
     "no_ttt": dict(sampler="puct", objective="none", train=False),
     "best_of_n": dict(sampler="none", objective="none", train=False),
 }
-# two-sided 95% Student t quantiles by degrees of freedom
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-       9: 2.262, 10: 2.228}
 
 
 def mean_ci95(values: list[float]) -> tuple[float, float]:
@@ -48,8 +46,7 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, math.nan
-    t = T95.get(len(values) - 1, 1.96)
-    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
