@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import time
 from pathlib import Path
 
 import click
@@ -22,15 +20,6 @@ USER_ERRORS = (ConfigError, EnvError, PlanError, FileNotFoundError, ValueError)
 
 def reports_root() -> Path:
     return Path(os.environ.get("HARNESS_REPORTS_DIR", "research_reports"))
-
-
-def new_run_dir(kind: str, name: str) -> Path:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
-    base = reports_root() / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}-{kind}-{slug}"
-    path, i = base, 1
-    while path.exists():
-        path, i = Path(f"{base}-{i}"), i + 1
-    return path
 
 
 def default_budget() -> str:
@@ -58,7 +47,8 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def discover(env_name, model, budget, seed, overrides, out, resume, quiet) -> None:
     """Run one configuration of the TTT-Discover loop into one run folder."""
-    from harness.model import ModelError
+    from harness.experiment import new_experiment_dir
+    from harness.model import ModelError, check_model_name
     from harness.ttt import discover as run
 
     try:
@@ -70,7 +60,8 @@ def discover(env_name, model, budget, seed, overrides, out, resume, quiet) -> No
                       if v is not None and k not in extra}
             env_class(extra["env"])  # fail fast on an unknown env, before loading a model
             cfg = make_config(budget or default_budget(), **extra)
-            run_dir = out or new_run_dir("discover", cfg.env)
+            check_model_name(cfg.model)  # before a folder is made
+            run_dir = out or new_experiment_dir(reports_root(), f"discover {cfg.env}")
         result = run(cfg, run_dir, resume=resume is not None, progress=not quiet)
     except (*USER_ERRORS, ModelError) as err:
         raise click.ClickException(str(err).splitlines()[0]) from None

@@ -60,10 +60,14 @@ def create_experiment(request: str, *, root: Path, budget: str | None = None,
     return folder
 
 
+def slugify(text: str) -> str:
+    """A folder-name slug: lower-case words joined by '-', at most 48 characters."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48].strip("-") or "experiment"
+
+
 def new_experiment_dir(root: Path, request: str) -> Path:
     """`root/<YYYY-MM-DD_HH-MM>-<slug>/`, made atomically (-2, -3 ... on a clash)."""
-    slug = re.sub(r"[^a-z0-9]+", "-", request.lower()).strip("-")[:48].strip("-") or "experiment"
-    base = f"{time.strftime('%Y-%m-%d_%H-%M')}-{slug}"
+    base = f"{time.strftime('%Y-%m-%d_%H-%M')}-{slugify(request)}"
     root.mkdir(parents=True, exist_ok=True)
     for i in range(1, 1000):
         path = root / (base if i == 1 else f"{base}-{i}")

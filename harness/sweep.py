@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from harness.experiment import new_experiment_dir, render_script, run_experiment
+from harness.experiment import new_experiment_dir, render_script, run_experiment, slugify
 from harness.planner import make_plan, validate_plan
 from harness.proposal import Result, read_result
 from harness.report import read_csv
@@ -198,8 +197,7 @@ def add_experiment(store: Store, plan: dict, source: str) -> Entry:
     A folder left by a crash between the two is adopted, so numbers never shift."""
     index = len(store.state.experiments) + 1
     left = sorted(store.root.glob(f"{index:02d}-*"))
-    slug = re.sub(r"[^a-z0-9]+", "-", plan["request"].lower()).strip("-")[:48].strip("-")
-    folder = left[0] if left else store.root / f"{index:02d}-{slug or 'experiment'}"
+    folder = left[0] if left else store.root / f"{index:02d}-{slugify(plan['request'])}"
     folder.mkdir(exist_ok=True)
     spec = validate_plan(plan)
     (folder / "plan.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")

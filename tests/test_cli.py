@@ -70,6 +70,11 @@ def test_bad_input_gives_one_line_and_exit_1(args, message):
     assert message in result.output and "Traceback" not in result.output
 
 
+def test_bad_discover_input_leaves_no_folder(reports_in_tmp):
+    assert run("discover", "--env", "toy", "--model", "no-such-model").exit_code == 1
+    assert not reports_in_tmp.exists() or not any(reports_in_tmp.iterdir())
+
+
 def test_discover_smoke_writes_a_run_folder(reports_in_tmp):
     result = run("discover", "--env", "toy", "--model", "tiny", "--budget", "smoke",
                  "--set", "device=cpu", "--quiet")
