@@ -15,6 +15,7 @@ from dataclasses import dataclass
 SAMPLERS = ("puct", "eps_greedy", "greedy", "none")
 OBJECTIVES = ("entropic_adaptive", "entropic_const", "mean", "none")
 ACTIONS = ("auto", "program", "construction")
+FAST_SAMPLER = ("auto", "on", "off")
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,8 @@ class Config:
     """Cap on generated tokens per action."""
     prompt_max_tokens: int = 2048
     """Prompts longer than this are cut from the left."""
+    fast_sampler: str = "auto"
+    """Static-cache, CUDA-graph sampler (harness/fast_sampler.py): auto (on for CUDA), on, off."""
 
     # --- search (start-state selection) ---
     sampler: str = "puct"
@@ -91,6 +94,7 @@ class Config:
         _check_choice("sampler", self.sampler, SAMPLERS)
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("action", self.action, ACTIONS)
+        _check_choice("fast_sampler", self.fast_sampler, FAST_SAMPLER)
         for name in ("steps", "groups_per_step", "group_size", "max_new_tokens", "lora_rank"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

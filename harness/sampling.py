@@ -1,9 +1,16 @@
 """Sampling actions from the policy, with the per-token log-probs the loss needs.
 
-We use transformers' `generate` with pure temperature sampling (no top-k, no top-p), so the
-processed scores it returns are exactly logits / T and log_softmax of them is the sampling
-distribution: the importance ratio in the loss starts at 1 for the sampler's own tokens.
-Prompts are chat-formatted and left-padded; each prompt is sampled `group_size` times.
+Two backends produce the same tensors (tokens and their log-probs per left-padded prompt) and
+the rollouts are built from them in one place (`_rollouts`):
+- `generate` (reference): transformers' `generate` with pure temperature sampling (no top-k,
+  no top-p), so the processed scores it returns are exactly logits / T and log_softmax of them
+  is the sampling distribution: the importance ratio in the loss starts at 1 for the sampler's
+  own tokens.
+- `fast` (`harness.fast_sampler`): static KV cache, LoRA merged, decode step in a CUDA graph;
+  the same distribution, several times the tokens/s on a GPU.
+`fast_sampler="auto"` (the config key of the same name) picks `fast` on CUDA and `generate`
+on CPU; "on" / "off" force one. Prompts are chat-formatted and left-padded; each prompt is
+sampled `group_size` times.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.config import FAST_SAMPLER
 from harness.model import Policy
 
 
@@ -42,55 +50,87 @@ def chat_prompt_ids(policy: Policy, user_message: str, max_tokens: int) -> list[
     return list(ids)[-max_tokens:]
 
 
+def use_fast_sampler(setting: str, device: torch.device) -> bool:
+    """The `fast_sampler` config value -> whether `harness.fast_sampler` generates."""
+    if setting not in FAST_SAMPLER:
+        raise ValueError(f"fast_sampler must be one of {', '.join(FAST_SAMPLER)}; got {setting!r}")
+    return setting == "on" or (setting == "auto" and torch.device(device).type == "cuda")
+
+
 @torch.no_grad()
 def sample(policy: Policy, prompts: list[str], group_size: int, max_new_tokens: int,
            temperature: float = 1.0, prompt_max_tokens: int = 2048, answer_prefix: str = "",
-           batch_size: int = 64) -> list[Rollout]:
+           batch_size: int = 64, fast_sampler: str = "auto") -> list[Rollout]:
     """Sample `group_size` actions for each prompt; rollouts come grouped, prompt by prompt.
 
     `answer_prefix` starts the assistant's answer (e.g. "[" for a list of numbers): it is part
     of the prompt tokens, not of the action, and is prepended to each rollout's text.
     """
     policy.model.eval()
+    fast = use_fast_sampler(fast_sampler, policy.device)
     prefix_ids = policy.tokenizer(answer_prefix, add_special_tokens=False)["input_ids"] \
         if answer_prefix else []
     prompt_ids = [chat_prompt_ids(policy, p, prompt_max_tokens) + prefix_ids for p in prompts]
     jobs = [(g, ids) for g, ids in enumerate(prompt_ids) for _ in range(group_size)]
     rollouts: list[Rollout] = []
     for start in range(0, len(jobs), batch_size):
-        rollouts += _sample_batch(policy, jobs[start:start + batch_size], max_new_tokens,
-                                  temperature)
+        batch = jobs[start:start + batch_size]
+        input_BP, mask_BP = left_pad(policy, [ids for _, ids in batch])
+        tokens_BN, logprobs_BN = generate_tokens(policy, input_BP, mask_BP, max_new_tokens,
+                                                 temperature, fast)
+        rollouts += _rollouts(policy, batch, tokens_BN, logprobs_BN)
     for r in rollouts:
         r.text = answer_prefix + r.text
     return rollouts
 
 
-def _sample_batch(policy: Policy, jobs: list[tuple[int, list[int]]], max_new_tokens: int,
-                  temperature: float) -> list[Rollout]:
-    tok = policy.tokenizer
-    width = max(len(ids) for _, ids in jobs)
-    pad = tok.pad_token_id
-    input_BT = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in jobs],
+def left_pad(policy: Policy, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_BP, mask_BP): prompts right-aligned, padding on the left (batched generation
+    appends on the right)."""
+    width = max(len(ids) for ids in prompts)
+    pad = policy.tokenizer.pad_token_id
+    input_BP = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts],
                             device=policy.device)
-    mask_BT = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in jobs],
+    mask_BP = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts],
                            device=policy.device)
+    return input_BP, mask_BP
+
+
+def generate_tokens(policy: Policy, input_BP: torch.Tensor, mask_BP: torch.Tensor,
+                    max_new_tokens: int, temperature: float, fast: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens_BN, logprobs_BN) from either backend; rows may continue past EOS (ignored)."""
+    tok = policy.tokenizer
+    if fast:
+        from harness import fast_sampler
+
+        return fast_sampler.generate(policy.model, input_BP, mask_BP, max_new_tokens,
+                                     temperature, tok.eos_token_id, tok.pad_token_id)
     out = policy.model.generate(
-        input_ids=input_BT, attention_mask=mask_BT, do_sample=True, temperature=temperature,
+        input_ids=input_BP, attention_mask=mask_BP, do_sample=True, temperature=temperature,
         top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, output_scores=True,
-        return_dict_in_generate=True, pad_token_id=pad, eos_token_id=tok.eos_token_id)
-    new_BT = out.sequences[:, width:]
-    scores_BTV = torch.stack(out.scores, dim=1).float()
-    logprobs_BT = torch.log_softmax(scores_BTV, dim=-1).gather(
-        -1, new_BT.unsqueeze(-1)).squeeze(-1)
+        return_dict_in_generate=True, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id)
+    tokens_BN = out.sequences[:, input_BP.shape[1]:]
+    scores_BNV = torch.stack(out.scores, dim=1).float()
+    logprobs_BN = torch.log_softmax(scores_BNV, dim=-1).gather(
+        -1, tokens_BN.unsqueeze(-1)).squeeze(-1)
+    return tokens_BN, logprobs_BN
+
+
+def _rollouts(policy: Policy, jobs: list[tuple[int, list[int]]], tokens_BN: torch.Tensor,
+              logprobs_BN: torch.Tensor) -> list[Rollout]:
+    tok = policy.tokenizer
     eos = tok.eos_token_id
+    tokens_BN, logprobs_BN = tokens_BN.cpu(), logprobs_BN.float().cpu()
     rollouts = []
     for b, (group, ids) in enumerate(jobs):
-        tokens = new_BT[b].tolist()
+        tokens = tokens_BN[b].tolist()
         finished = eos in tokens
         length = tokens.index(eos) + 1 if finished else len(tokens)
         action = tokens[:length]
         rollouts.append(Rollout(
             group=group, prompt_ids=ids, action_ids=action,
-            logprobs=logprobs_BT[b, :length].tolist(),
+            logprobs=logprobs_BN[b, :length].tolist(),
             text=tok.decode(action, skip_special_tokens=True), finished=finished))
     return rollouts

@@ -90,7 +90,8 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
             t_select = time.perf_counter()
             # --- sample ---
             rollouts = sample(policy, prompts, cfg.group_size, cfg.max_new_tokens,
-                              cfg.temperature, cfg.prompt_max_tokens, env.answer_prefix(action))
+                              cfg.temperature, cfg.prompt_max_tokens, env.answer_prefix(action),
+                              fast_sampler=cfg.fast_sampler)
             t_sample = time.perf_counter()
             # --- evaluate ---
             results = pool.map(lambda r: env.evaluate(r.text, action), rollouts)

@@ -1,0 +1,172 @@
+"""The fast sampler (static cache; CUDA graph on GPU, eager here) against plain references."""
+
+import pytest
+import torch
+
+from harness import fast_sampler
+from harness.config import Config, ConfigError
+from harness.model import add_lora, load_policy
+from harness.sampling import left_pad, sample, use_fast_sampler
+
+N = 12  # new tokens per row
+
+
+@pytest.fixture(scope="module")
+def policy(one_torch_thread):
+    """The tiny model with larger random weights, so greedy decoding does not repeat one token."""
+    policy = load_policy("tiny", "cpu")
+    spread_weights(policy.model)
+    return policy
+
+
+@torch.no_grad()
+def spread_weights(model, std=0.2, seed=1):
+    """Redraw every projection matrix (not the embeddings) with a larger std."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if p.ndim == 2 and "embed" not in name:
+            p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+@pytest.fixture(scope="module")
+def batch(policy):
+    """Three prompts of different lengths, left-padded."""
+    texts = ["hello there", "a much longer prompt, with many more words in it", "x"]
+    return left_pad(policy, [policy.tokenizer(t)["input_ids"] for t in texts])
+
+
+def fast(policy, batch, n=N, eos_id=-1, **kwargs):
+    input_BP, mask_BP = batch
+    return fast_sampler.generate(policy.model, input_BP, mask_BP, n, kwargs.pop("temperature", 1.0),
+                                 eos_id, policy.tokenizer.pad_token_id, **kwargs)
+
+
+def full_logits(model, input_BP, mask_BP, tokens_BN):
+    """Logits at every new-token position, from one forward over prompt + tokens (no cache)."""
+    ids = torch.cat([input_BP, tokens_BN], dim=1)
+    mask = torch.cat([mask_BP, torch.ones_like(tokens_BN)], dim=1)
+    position = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=position).logits
+    return logits[:, input_BP.shape[1] - 1:-1]  # (B, N, V)
+
+
+@torch.no_grad()
+def greedy_reference(model, input_BP, mask_BP, n):
+    """Plain greedy loop: recompute the whole sequence for every token (no cache)."""
+    ids, mask = input_BP, mask_BP
+    for _ in range(n):
+        position = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits_BV = model(input_ids=ids, attention_mask=mask, position_ids=position).logits[:, -1]
+        ids = torch.cat([ids, logits_BV.argmax(-1, keepdim=True)], dim=1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    return ids[:, input_BP.shape[1]:]
+
+
+def test_greedy_tokens_equal_a_plain_full_recompute_loop(policy, batch):
+    tokens_BN, _ = fast(policy, batch, greedy=True)
+    assert tokens_BN.shape == (3, N)
+    assert torch.equal(tokens_BN, greedy_reference(policy.model, *batch, N))
+    assert len(set(tokens_BN[0].tolist())) > N // 2  # a real test: the tokens vary
+
+
+@torch.no_grad()
+def test_sampled_logprobs_match_a_teacher_forced_recomputation(policy, batch):
+    torch.manual_seed(0)
+    tokens_BN, logprobs_BN = fast(policy, batch, temperature=0.7)
+    logits_BNV = full_logits(policy.model, *batch, tokens_BN)
+    expected_BN = torch.log_softmax(logits_BNV.float() / 0.7, -1).gather(
+        -1, tokens_BN[..., None])[..., 0]
+    assert torch.allclose(logprobs_BN, expected_BN, atol=1e-4)
+
+
+def test_each_row_stops_at_its_own_eos(policy, batch):
+    free_BN, free_lp_BN = fast(policy, batch, greedy=True)
+    eos = free_BN[0, 3].item()  # row 0 emits this at step 3
+    assert eos not in free_BN[0, :3].tolist() and eos not in free_BN[1:].flatten().tolist()
+    pad = policy.tokenizer.pad_token_id
+    tokens_BN, logprobs_BN = fast(policy, batch, eos_id=eos, greedy=True)
+    assert torch.equal(tokens_BN[0, :4], free_BN[0, :4])
+    assert (tokens_BN[0, 4:] == pad).all() and (logprobs_BN[0, 4:] == 0).all()
+    assert torch.equal(tokens_BN[1:], free_BN[1:])  # the other rows run on
+    assert torch.equal(logprobs_BN[1:], free_lp_BN[1:])
+    alone_BN, _ = fast(policy, (batch[0][:1], batch[1][:1]), eos_id=eos, greedy=True)
+    assert alone_BN.shape == (1, 4)  # all rows done: the loop stops early
+
+
+def test_lora_is_merged_for_sampling_and_restored_bit_exactly(batch):
+    policy = load_policy("tiny", "cpu")
+    add_lora(policy, rank=4)
+    gen = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5, generator=gen)
+    before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
+    pointers = {n: p.data_ptr() for n, p in policy.model.named_parameters()}
+    q_proj = policy.model.base_model.model.model.layers[0].self_attn.q_proj
+    with torch.no_grad(), fast_sampler.merged_lora(policy.model):
+        # in place: same storage (a captured graph and the optimizer see the merged weights)
+        assert q_proj.base_layer.weight.data_ptr() == pointers[
+            "base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight"]
+        assert torch.allclose(q_proj.base_layer.weight,
+                              before["base_model.model.model.layers.0.self_attn.q_proj"
+                                     ".base_layer.weight"] + q_proj.get_delta_weight("default"))
+        assert q_proj.merged
+    assert not q_proj.merged
+
+    tokens_BN, _ = fast(policy, batch, greedy=True)
+    assert torch.equal(tokens_BN, greedy_reference(policy.model, *batch, N))  # unmerged peft
+    with policy.model.disable_adapter():
+        assert not torch.equal(tokens_BN, greedy_reference(policy.model, *batch, N))
+    for name, p in policy.model.named_parameters():
+        assert torch.equal(p, before[name]) and p.data_ptr() == pointers[name], name
+
+
+def test_a_seed_reproduces_the_samples(policy, batch):
+    runs = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        runs.append(fast(policy, batch)[0])
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+
+
+def test_sample_builds_the_same_rollouts_from_either_backend(policy):
+    eos = policy.tokenizer.eos_token_id
+    for setting in ("on", "off"):
+        torch.manual_seed(0)
+        rollouts = sample(policy, ["count to three", "hi"], group_size=2, max_new_tokens=N,
+                          answer_prefix="[", fast_sampler=setting)
+        prefix = policy.tokenizer("[", add_special_tokens=False)["input_ids"]
+        assert [r.group for r in rollouts] == [0, 0, 1, 1]
+        for r in rollouts:
+            assert r.prompt_ids[-len(prefix):] == prefix and r.text.startswith("[")
+            assert len(r.logprobs) == r.num_tokens and all(lp <= 0 for lp in r.logprobs)
+            assert r.finished == (r.action_ids[-1] == eos)
+            assert r.finished or r.num_tokens == N
+
+
+def test_the_fast_sampler_is_on_for_cuda_only_unless_forced():
+    assert use_fast_sampler("auto", torch.device("cuda"))
+    assert not use_fast_sampler("auto", torch.device("cpu"))
+    assert use_fast_sampler("on", torch.device("cpu"))
+    assert not use_fast_sampler("off", torch.device("cuda"))
+    assert Config().fast_sampler == "auto"
+    with pytest.raises(ConfigError, match="fast_sampler must be one of auto, on, off"):
+        Config(fast_sampler="yes")
+
+
+def test_the_loop_with_the_fast_sampler_moves_lora_and_leaves_the_base_bit_identical(
+        tmp_path, one_torch_thread):
+    from harness.config import make_config
+    from harness.ttt import run_ttt
+
+    policy = load_policy("tiny", "cpu")
+    before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
+    cfg = make_config("smoke", env="toy", model="tiny", device="cpu", fast_sampler="on")
+    run_ttt(cfg, tmp_path, progress=False, policy=policy)  # samples merged, trains unmerged
+    params = dict(policy.model.named_parameters())
+    assert any(p.abs().sum() > 0 for n, p in params.items() if "lora_B" in n)
+    for name, p in params.items():
+        if "lora_" not in name:
+            key = name.removeprefix("base_model.model.").replace(".base_layer", "")
+            assert torch.equal(p, before[key]), name
