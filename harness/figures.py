@@ -6,6 +6,7 @@
   Figure 1 (invalid actions count as reward 0);
 - arm_comparison.png: each arm's best raw score, mean and 95% CI over seeds, seeds as dots;
 - valid_fraction.png: the fraction of valid actions per step per arm (diagnostics).
+A sweep's best_across_experiments.png and a tracks folder's tracks_best.png come from here too.
 Each function returns the file it wrote, or None when there is nothing to draw yet.
 """
 
@@ -145,7 +146,7 @@ def best_across_experiments(points: list[tuple[int, float | None]], objective: s
     if not scored:
         return None
     x, y = np.array([i for i, _ in scored]), np.array([v for _, v in scored])
-    best = np.minimum.accumulate(y) if direction == "min" else np.maximum.accumulate(y)
+    best = _best_so_far(y, direction)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ax.step(x, best, where="post", color="C1", label="best so far")
     ax.scatter(x, y, color="C0", zorder=3, label="experiment's best arm (mean over seeds)")
@@ -155,3 +156,34 @@ def best_across_experiments(points: list[tuple[int, float | None]], objective: s
     ax.set_title("Best score across the sweep's experiments")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def best_across_tracks(tracks: list[tuple[str, str, str, list[tuple[int, float | None]]]],
+                       path: Path) -> Path | None:
+    """Parallel tracks (tracks.py): each track's best score so far per experiment (a step
+    line; dots: its experiments' headlines), one panel per objective. `tracks`: (label,
+    objective, direction, [(experiment index, headline or None)]) each."""
+    panels: dict[tuple[str, str], list] = {}
+    for i, (label, objective, direction, points) in enumerate(tracks):
+        scored = [(x, v) for x, v in points if v is not None and not np.isnan(v)]
+        if scored:
+            panels.setdefault((objective, direction), []).append((i, label, scored))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 3.8), squeeze=False)
+    for ax, ((objective, direction), lines) in zip(axes[0], panels.items(), strict=True):
+        for i, label, scored in lines:
+            x, y = np.array([p[0] for p in scored]), np.array([p[1] for p in scored])
+            ax.step(x, _best_so_far(y, direction), where="post", color=f"C{i % 10}",
+                    label=label)
+            ax.scatter(x, y, color=f"C{i % 10}", s=14, alpha=0.6, zorder=3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("experiment")
+        ax.set_ylabel(_ylabel(objective, direction))
+        ax.legend(fontsize=8)
+    fig.suptitle("Best score so far per track (dots: each experiment's best arm)")
+    return _save(fig, path)
+
+
+def _best_so_far(y: np.ndarray, direction: str) -> np.ndarray:
+    return np.minimum.accumulate(y) if direction == "min" else np.maximum.accumulate(y)

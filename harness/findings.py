@@ -69,9 +69,12 @@ class Finding:
 
 
 def reports_root_of(folder: Path) -> Path:
-    """The reports root of an experiment folder (a sweep's experiments sit one level down)."""
+    """The reports root of an experiment folder (a sweep's experiments sit one level down, a
+    track's two: tracks.py)."""
     parent = Path(folder).resolve().parent
-    return parent.parent if (parent / "sweep.json").exists() else parent
+    if not (parent / "sweep.json").exists():
+        return parent
+    return parent.parent.parent if (parent.parent / "tracks.json").exists() else parent.parent
 
 
 def t95(df: int) -> float:

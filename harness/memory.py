@@ -50,12 +50,14 @@ def parse_like(request: str) -> tuple[str, str] | None:
 
 
 def experiment_folders(root: Path) -> list[Path]:
-    """Experiment folders under the reports root (and inside its sweeps), by relative name."""
+    """Experiment folders under the reports root (and inside its sweeps and its tracks'
+    sweeps), by relative name."""
     root = Path(root)
     if not root.is_dir():
         return []
     found = [p.parent for p in root.glob("*/plan.json")] + \
-        [p.parent for p in root.glob("*/*/plan.json")]
+        [p.parent for p in root.glob("*/*/plan.json")] + \
+        [p.parent for t in root.glob("*/tracks.json") for p in t.parent.glob("*/*/plan.json")]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 

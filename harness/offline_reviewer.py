@@ -12,6 +12,9 @@ answers (in the search space, within the budget, not a repeat), else the next on
 5. the best arm becomes the base and the next knob not yet varied (NEXT_KNOBS, when relevant
    to that configuration) gets a grid around its current value;
 6. nothing left -> stop, naming the best configuration.
+Parallel tracks of one question (tracks.py): track k of K takes the k-th distinct direction
+that rules 3-5 offer (a direction: more seeds, or refining / tuning one knob), wrapping round
+when there are fewer, so that the tracks do not all run the same experiment.
 
 Why rules rather than Optuna (ask/tell, TPE): a sweep is a handful of experiments of 3-5
 arms with 1-3 noisy seeds each; TPE needs tens of trials before it beats a grid and cannot
@@ -22,6 +25,7 @@ and each proposal cites the numbers it used. (Optuna is also not installed here.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from collections.abc import Iterator
@@ -47,11 +51,12 @@ RELEVANT = {"kl_target": ("objective", "entropic_adaptive"),
 COMPANIONS = {"groups_per_step", "objective"}  # set alongside group_size / beta
 
 
-def offline_proposal(current: Result, history: list[Result], scope: Scope) -> dict:
+def offline_proposal(current: Result, history: list[Result], scope: Scope,
+                     track: tuple[int, int] = (1, 1)) -> dict:
     """Comments first: the first open comment that asks for more seeds or to "try <knob>
-    <value>" and makes a valid proposal is acted on; otherwise the rules above decide. Every
-    open comment gets a response, and settled findings on the knobs the proposal varies are
-    named in its rationale."""
+    <value>" and makes a valid proposal is acted on; otherwise the rules above decide (for
+    track k of K). Every open comment gets a response, and settled findings on the knobs the
+    proposal varies are named in its rationale."""
     plain = dataclasses.replace(scope, comments=())  # responses are added at the end
     scored = [r for r in [*history, current] if r.scored]
     base = current if current.scored or not scored else scored[-1]
@@ -67,7 +72,7 @@ def offline_proposal(current: Result, history: list[Result], scope: Scope) -> di
             break
         if chosen:
             break
-    chosen = chosen or _by_numbers(current, history, plain)
+    chosen = chosen or _by_numbers(current, history, plain, track)
     word = "stop" if chosen["stop"] else "the proposal follows the numbers"
     chosen["comment_responses"] = [{"comment": c, "response": responses.get(c, (
         f"Read; no offline rule turns it into an experiment, so {word}: {chosen['title']}."))}
@@ -124,8 +129,10 @@ def _ledger_note(base: Result, proposal: dict) -> str:
             + proposal["title"] + ".")
 
 
-def _by_numbers(current: Result, history: list[Result], scope: Scope) -> dict:
-    """The first valid proposal of the rules above (a dict in the proposal schema)."""
+def _by_numbers(current: Result, history: list[Result], scope: Scope,
+                track: tuple[int, int] = (1, 1)) -> dict:
+    """The rules' valid proposal for track k of K (a dict in the proposal schema): the first
+    one for track 1."""
     results = [*history, current]
     scored = [r for r in results if r.scored]
     if not scored:
@@ -139,16 +146,37 @@ def _by_numbers(current: Result, history: list[Result], scope: Scope) -> dict:
     plateau = _plateau(scored)
     if plateau:
         return _stop(note + plateau[0], plateau[1], base, ranked[0])
-    for rule in (_more_seeds, _refine, _next_knob):
-        for candidate in rule(base, ranked, results):
-            candidate["summary"] = note + candidate["summary"]
-            try:
-                validate_proposal(candidate, scope)
-                return candidate
-            except ProposalError:
-                continue  # e.g. a repeat or over budget: the next candidate
+    k, tracks = track
+    options = list(itertools.islice(_directions(base, ranked, results, scope), k))
+    if options:
+        chosen = options[(k - 1) % len(options)]  # fewer directions than k: wrap round
+        chosen["summary"] = note + chosen["summary"]
+        if chosen is not options[0]:
+            chosen["rationale"] += (f" Track {k} of {tracks}: direction "
+                                    f"{options.index(chosen) + 1} of the rules, so that the "
+                                    f"tracks differ (the first: {options[0]['title']}).")
+        return chosen
     return _stop(note + "Every refinement these rules know has been run or does not fit the "
                  "budget.", [_cite(ranked[0])], base, ranked[0])
+
+
+def _directions(base: Result, ranked: list[dict], results: list[Result],
+                scope: Scope) -> Iterator[dict]:
+    """The valid candidates of rules 3-5 in order, the first of each direction (more seeds;
+    refining or tuning a given knob)."""
+    seen = set()
+    for rule in (_more_seeds, _refine, _next_knob):
+        for candidate in rule(base, ranked, results):
+            direction = (rule.__name__, "" if rule is _more_seeds else
+                         ",".join(sorted(tuned_keys(candidate) - COMPANIONS)))
+            if direction in seen:
+                continue
+            try:
+                validate_proposal(candidate, scope)
+            except ProposalError:
+                continue  # e.g. a repeat or over budget: the next candidate
+            seen.add(direction)
+            yield candidate
 
 
 # --- numbers ---

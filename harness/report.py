@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,7 +206,9 @@ def write_report(folder: Path) -> Path:
     runs = run_table(rec, direction)
     summary = summarize(rec, runs, direction)
     (folder / "data").mkdir(exist_ok=True)
-    summary.to_csv(folder / "data" / "summary.csv", index=False)
+    tmp = folder / "data" / f".summary.csv.{os.getpid()}.tmp"
+    summary.to_csv(tmp, index=False)
+    os.replace(tmp, folder / "data" / "summary.csv")  # whole: parallel tracks read it
 
     arms = [a["name"] for a in plan["arms"]]
     start = _best(runs["start_raw"], direction)

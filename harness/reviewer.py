@@ -93,13 +93,15 @@ class Review:
 
 def review_experiment(current: Result, history: list[Result], *, reviewer: str = "auto",
                       budget: str | None = None, memory: str = "", question: str = "",
-                      max_retries: int = 2) -> Review:
+                      max_retries: int = 2, track: tuple[int, int] = (1, 1)) -> Review:
     """Propose the next experiment after `current` (history: the sweep's earlier ones).
 
     reviewer: 'claude', 'offline', or 'auto' (Claude when ANTHROPIC_API_KEY is set). Claude's
     answer is validated; an invalid one gets one repair turn with the reason, and a second
     invalid answer or an API error (after the SDK's own backoff on 429/529) falls back to the
-    offline reviewer, which says so in `reviewer`."""
+    offline reviewer, which says so in `reviewer`. `track` (k, K): the sweep is track k of K
+    parallel tracks of its question (tracks.py); track k > 1 is steered off the obvious
+    proposal (the offline reviewer takes its k-th direction, Claude is told)."""
     from harness.offline_reviewer import offline_proposal
 
     scope = make_scope(current, history, budget)
@@ -113,14 +115,15 @@ def review_experiment(current: Result, history: list[Result], *, reviewer: str =
         usage.model = os.environ.get("HARNESS_REVIEWER_MODEL", DEFAULT_CLAUDE_MODEL)
         try:
             found = claude_proposal(current, history, scope, memory, question or
-                                    current.plan["request"], usage, rejected, max_retries)
+                                    current.plan["request"], usage, rejected, max_retries,
+                                    track)
             name = f"claude ({usage.model})"
         except (ProposalError, anthropic.APIError) as err:
             text = str(err).strip().splitlines()
             reason = f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
             name = f"offline (claude fallback: {reason})"
     if found is None:
-        found = validate_proposal(offline_proposal(current, history, scope), scope)
+        found = validate_proposal(offline_proposal(current, history, scope, track), scope)
     proposal, plan = found
     if plan is not None:
         plan = dataclasses.replace(plan, planner=f"reviewer {name} after {current.folder.name}")
@@ -135,14 +138,14 @@ PROPOSAL_TOOL = {"name": "submit_proposal", "input_schema": PROPOSAL_SCHEMA,
 
 
 def claude_proposal(current: Result, history: list[Result], scope: Scope, memory: str,
-                    question: str, usage: Usage, rejected: list[str],
-                    max_retries: int) -> tuple[Proposal, Plan | None]:
+                    question: str, usage: Usage, rejected: list[str], max_retries: int,
+                    track: tuple[int, int] = (1, 1)) -> tuple[Proposal, Plan | None]:
     """Ask Claude (a forced `submit_proposal` call); one repair turn on an invalid answer."""
     import anthropic
 
     client = anthropic.Anthropic(max_retries=max_retries, timeout=120.0)
     messages = [{"role": "user", "content": render_prompt(current, history, scope, memory,
-                                                          question)}]
+                                                          question, track)}]
     for _ in range(2):
         message = client.messages.create(
             model=usage.model, max_tokens=2048, tools=[PROPOSAL_TOOL], messages=messages,
@@ -180,7 +183,7 @@ def _templates() -> jinja2.Environment:
 
 
 def render_prompt(current: Result, history: list[Result], scope: Scope, memory: str,
-                  question: str) -> str:
+                  question: str, track: tuple[int, int] = (1, 1)) -> str:
     """The review prompt: the researcher's open comments and the env's findings ledger come
     before the numbers, so that they frame the reading."""
     from harness.findings import ledger_text, reports_root_of
@@ -193,7 +196,8 @@ def render_prompt(current: Result, history: list[Result], scope: Scope, memory: 
         report=current.report[:8000], memory=memory or "(this is the first experiment)",
         space=SEARCH_SPACE, budgets=EXPERIMENT_BUDGETS, max_seeds=MAX_SEEDS,
         allowed=BUDGET_ORDER[:BUDGET_ORDER.index(scope.budget) + 1], fmt=_fmt,
-        comments=scope.comments, ledger=ledger or "(no findings on this env yet)")
+        comments=scope.comments, ledger=ledger or "(no findings on this env yet)",
+        track=track[0], tracks=track[1])
 
 
 def _fmt(value) -> str:

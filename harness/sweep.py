@@ -179,6 +179,7 @@ def review_entry(store: Store, entry: Entry, max_retries: int, progress: bool = 
         review = review_experiment(results[i], results[:i], reviewer=store.state.reviewer,
                                    budget=store.state.budget, question=store.state.request,
                                    memory=memory_text(store.root, store.state, results),
+                                   track=(store.state.track, store.state.tracks),
                                    max_retries=max_retries)
         write_review(folder, review)
     with store.edit():

@@ -10,6 +10,7 @@ A heartbeat thread calls `edit()` every few seconds, so a kill loses at most tha
     {"version": 1, "request": ..., "env": ..., "budget": ..., "model": ..., "device": ...,
      "reviewer": "auto", "max_experiments": 3, "hours": 8.0, "time_used_s": 312.5,
      "status": "running" | "finished", "stop_reason": "", "created": ...,
+     "track": 1, "tracks": 1,    (track k of K parallel tracks of a question: tracks.py)
      "experiments": [{"index": 1, "folder": "01-tune-c-puct-on-toy", "title": ...,
                       "source": "planner" | "review of 01-...",
                       "status": "pending" | "running" | "done" | "failed",
@@ -85,6 +86,8 @@ class SweepState:
     time_used_s: float = 0.0
     status: str = "running"
     stop_reason: str = ""
+    track: int = 1              # this sweep is track k of `tracks` run side by side (tracks.py);
+    tracks: int = 1             # the reviewers use it to send the tracks different ways
     experiments: list[Entry] = field(default_factory=list)
     version: int = 1
 
