@@ -24,7 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.env import Env, EvalResult
-from harness.sandbox import EvalPool, Limits, SandboxResult, run_program
+from harness.pool import make_pool
+from harness.sandbox import Limits, SandboxResult, run_program
 
 FINAL_CASES = 150
 FINAL_SEED_OFFSET = 1_000_000_000  # final cases never coincide with search cases
@@ -55,8 +56,9 @@ class AtCoderEnv(Env):
     initial_file: str = "initial.cpp"
 
     def __init__(self, eval_timeout_s: float = 10.0, seed: int = 0, n_cases: int = 8,
-                 time_factor: float = 1.0, workers: int | None = None):
-        super().__init__(eval_timeout_s, seed)
+                 time_factor: float = 1.0, workers: int | None = None,
+                 eval_executor: str = "local"):
+        super().__init__(eval_timeout_s, seed, eval_executor)
         if n_cases < 1 or time_factor <= 0:
             raise ValueError("n_cases must be >= 1 and time_factor > 0")
         self.n_cases = n_cases
@@ -118,7 +120,9 @@ class AtCoderEnv(Env):
         try:
             scores = [run_one(0)]  # alone: compiles once, and a broken program fails fast
             if len(seeds) > 1:
-                with EvalPool(min(self.workers, len(seeds) - 1)) as pool:
+                rest = len(seeds) - 1  # on Ray: as many at once as the cluster takes
+                workers = rest if self.eval_executor == "ray" else min(self.workers, rest)
+                with make_pool(self.eval_executor, workers) as pool:
                     scores += pool.map(run_one, range(1, len(seeds)))
         except CaseFailure as err:
             return EvalResult(False, None, 0.0, str(err), source,

@@ -129,6 +129,42 @@ def envs() -> None:
 
 
 # --- experiments ---
+def executor_options(command):
+    """--executor and its settings (harness/executors.py), shared by experiment and sweep."""
+    options = [
+        click.option("--executor", type=click.Choice(["local", "ray", "slurm"]),
+                     default="local", show_default=True,
+                     help="Where each arm x seed job runs: here one after another, on Ray, "
+                          "or on SLURM (submitit)."),
+        click.option("--max-parallel", type=click.IntRange(min=1), default=4, show_default=True,
+                     help="Jobs in flight at once (ray, slurm)."),
+        click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+                     help="Join this Ray cluster (default: start a local Ray)."),
+        click.option("--job-retries", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="Extra attempts of a job whose worker died or that failed; each "
+                          "continues from the job's last finished step."),
+        click.option("--slurm-partition", default=None, help="SLURM partition."),
+        click.option("--slurm-gpus", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="GPUs per SLURM job (a CUDA plan asks for at least 1)."),
+        click.option("--slurm-time", type=click.IntRange(min=1), default=240, show_default=True,
+                     help="Time limit of each SLURM job, in minutes."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def executor_spec(executor, max_parallel, ray_address, job_retries, slurm_partition,
+                  slurm_gpus, slurm_time):
+    """The checked ExecutorSpec of the options above (one-line ExecutorError if unusable)."""
+    from harness.executors import ExecutorSpec
+
+    spec = ExecutorSpec(executor, max_parallel, ray_address, job_retries, slurm_partition,
+                        slurm_gpus, slurm_time)
+    spec.check()
+    return spec
+
+
 @main.command()
 @click.argument("request")
 @click.option("--budget", type=click.Choice(list(EXPERIMENT_BUDGETS)), default=None,
@@ -138,23 +174,28 @@ def envs() -> None:
               help="Seeds per arm (default: the budget's).")
 @click.option("--dry-run", is_flag=True, help="Write the folder, plan and script; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def experiment(request, budget, model, seeds, dry_run, quiet) -> None:
+@executor_options
+def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> None:
     """Plan REQUEST, write an experiment folder with its script, run it and write the report.
 
     REQUEST: 'tune <knob> on <env>', 'ablate <component> on <env>',
     'compare <arm> vs <arm> on <env>', 'run <env>', or 'like <experiment | prefix | last>
     but with <change>' (e.g. 'group size 16', '3 seeds', 'lr 1e-4')."""
-    from harness.experiment import create_experiment, run_experiment
+    from harness.experiment import JobsFailed, create_experiment, run_experiment
     from harness.model import ModelError
 
     folder = None
     try:
+        spec = executor_spec(**executor)
         folder = create_experiment(request, root=reports_root(), budget=budget, model=model,
                                    seeds=seeds)
         if not dry_run:
-            run_experiment(folder, progress=not quiet)
+            run_experiment(folder, progress=not quiet, executor=spec)
     except (*USER_ERRORS, ModelError) as err:
         raise click.ClickException(str(err).splitlines()[0]) from None
+    except JobsFailed as err:
+        raise click.ClickException(f"{err} (the report in {folder} has the rest; rerun with "
+                                   f"python {folder}/experiment.py)") from None
     except KeyboardInterrupt:
         click.echo("\ninterrupted" + (f"; the report in {folder} says which arms finished. "
                                      f"Resume with: python {folder}/experiment.py"
@@ -188,7 +229,12 @@ def report(folder) -> None:
 
 
 @main.command()
-@click.argument("request", required=False)
+@click.argument("requests", nargs=-1)
+@click.option("--tracks", type=click.IntRange(min=1), default=None,
+              help="Research tracks side by side (one sweep folder each, compared in "
+                   "TRACKS.md): K tracks of one REQUEST, or one per REQUEST when several.")
+@click.option("--parallel-tracks", type=click.IntRange(min=1), default=None,
+              help="Tracks running at once (default: all).")
 @click.option("--experiments", type=click.IntRange(min=1), default=None,
               help="Most experiments to run (default 5; on --resume: raise the limit).")
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -199,32 +245,50 @@ def report(folder) -> None:
               help="Largest budget per experiment (default: small on CPU, medium on GPU).")
 @click.option("--model", default=None, help="smollm2 (default), tiny, a HF id or a folder.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
-              help="Continue the sweep in this folder (after a crash, kill or reboot).")
+              help="Continue the sweep (or the tracks) in this folder (after a crash, kill "
+                   "or reboot).")
 @click.option("--continue", "extend", type=click.Path(path_type=Path), default=None,
               help="Extend a finished sweep (default one more experiment), picking up "
                    "comments left on its experiments.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def sweep(request, experiments, hours, reviewer, budget, model, resume, extend, quiet) -> None:
+@executor_options
+def sweep(requests, tracks, parallel_tracks, experiments, hours, reviewer, budget, model,
+          resume, extend, quiet, **executor) -> None:
     """Run experiments one after another, each proposed by the review of the last; prints
-    the sweep folder (SWEEP.md is its digest)."""
+    the sweep folder (SWEEP.md is its digest). Several REQUESTS, or --tracks K, run that
+    many sweeps side by side under one folder (TRACKS.md compares them)."""
     from harness.model import ModelError
     from harness.sweep import continue_sweep, run_sweep, start_sweep
+    from harness.tracks import is_tracks_root, run_tracks, start_tracks
 
     folder = resume or extend
     try:
-        if [request, resume, extend].count(None) != 2:
+        if [bool(requests), resume is not None, extend is not None].count(True) != 1:
             raise ValueError("give a REQUEST for a new sweep or --resume DIR (or --continue "
                              "DIR), not both")
+        spec = executor_spec(**executor)
         if extend is not None:
-            continue_sweep(extend, experiments=experiments, hours=hours, progress=not quiet)
+            if is_tracks_root(extend):
+                raise ValueError("--continue works on one track's folder, not on all tracks")
+            continue_sweep(extend, experiments=experiments, hours=hours, progress=not quiet,
+                           executor=spec)
             click.echo(str(extend))
             return
-        if folder is None:
-            folder = start_sweep(request, root=reports_root(), experiments=experiments or 5,
+        limits = {"experiments": experiments if resume else None,
+                  "hours": hours if resume else None}
+        if folder is None and (len(requests) > 1 or (tracks or 1) > 1):
+            folder = start_tracks(list(requests), root=reports_root(), tracks=tracks or 1,
+                                  experiments=experiments or 5, hours=hours or 8.0,
+                                  reviewer=reviewer, budget=budget, model=model)
+        elif folder is None:
+            folder = start_sweep(requests[0], root=reports_root(), experiments=experiments or 5,
                                  hours=hours or 8.0, reviewer=reviewer, budget=budget,
                                  model=model)
-        run_sweep(folder, progress=not quiet, experiments=experiments if resume else None,
-                  hours=hours if resume else None)
+        if is_tracks_root(folder):
+            run_tracks(folder, max_parallel=parallel_tracks, progress=not quiet,
+                       executor=spec, **limits)
+        else:
+            run_sweep(folder, progress=not quiet, executor=spec, **limits)
     except (*USER_ERRORS, ModelError) as err:
         raise click.ClickException(str(err).splitlines()[0]) from None
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ SAMPLERS = ("puct", "eps_greedy", "greedy", "none")
 OBJECTIVES = ("entropic_adaptive", "entropic_const", "mean", "none")
 ACTIONS = ("auto", "program", "construction")
 FAST_SAMPLER = ("auto", "on", "off")
+EVAL_EXECUTORS = ("local", "ray")
 
 
 class ConfigError(ValueError):
@@ -77,6 +78,9 @@ class Config:
     """Parallel evaluations (0 = one per CPU core)."""
     eval_timeout_s: float = 10.0
     """Wall-clock limit for one program evaluation in the sandbox."""
+    eval_executor: str = "local"
+    """Where candidates are evaluated: local (a thread pool here) or ray (Ray tasks, each
+    still sandboxed on its worker)."""
 
     # --- budget ---
     steps: int = 50
@@ -95,6 +99,7 @@ class Config:
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("action", self.action, ACTIONS)
         _check_choice("fast_sampler", self.fast_sampler, FAST_SAMPLER)
+        _check_choice("eval_executor", self.eval_executor, EVAL_EXECUTORS)
         for name in ("steps", "groups_per_step", "group_size", "max_new_tokens", "lora_rank"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

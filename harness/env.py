@@ -11,6 +11,7 @@ The raw -> reward transform lives in `Env.reward`, one place per env.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
@@ -95,12 +96,19 @@ class Env:
     initial_value: float = 1.0    # number-list envs start from this value ...
     initial_length: int = 20      # ... repeated this many times
 
-    def __init__(self, eval_timeout_s: float = 10.0, seed: int = 0):
+    def __init__(self, eval_timeout_s: float = 10.0, seed: int = 0,
+                 eval_executor: str = "local"):
         self.eval_timeout_s = eval_timeout_s
         self.seed = seed
-        self._templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.template_dir()),
-            undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        self.eval_executor = eval_executor  # where an env that runs many cases runs them
+
+    @functools.cached_property
+    def _templates(self) -> jinja2.Environment:
+        return jinja2.Environment(loader=jinja2.FileSystemLoader(self.template_dir()),
+                                  undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+    def __getstate__(self) -> dict:  # an env travels to Ray workers: without its templates
+        return {k: v for k, v in self.__dict__.items() if k != "_templates"}
 
     # --- to override ---
     def verify(self, values: list[float]) -> float:

@@ -6,9 +6,10 @@ data of every arm and seed, figures and a report.
 
 `create_experiment` plans (planner.py) and writes plan.json and experiment.py (rendered from
 experiments/experiment.py.j2 with the plan inlined). `run_experiment` writes config.json
-(provenance) before any compute, runs each unfinished arm x seed through `run_ttt` (all of
-them appending to the same tidy CSVs), and renders the report from the folder's files, also
-after a Ctrl-C, so an interrupted folder says which arms finished.
+(provenance) before any compute, runs each unfinished arm x seed as one job (executors.py:
+here, on Ray or on SLURM; each job writes its own shard, merged into the tidy CSVs in plan
+order), and renders the report from the folder's files, also after a Ctrl-C, so an
+interrupted folder says which arms finished.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import jinja2
 
 from harness import records
 from harness.env import make_env
+from harness.executors import ExecutorSpec, run_jobs
 from harness.planner import Plan, make_plan, validate_plan
 from harness.report import finished_runs, write_report
 from harness.resources import resource_dir
@@ -89,14 +91,17 @@ def render_script(plan: Plan) -> str:
         plan=pprint.pformat(plan.to_dict(), sort_dicts=False, width=92))
 
 
-def run_experiment(folder: Path, plan: dict | None = None, *, progress: bool = True) -> Path:
+def run_experiment(folder: Path, plan: dict | None = None, *, progress: bool = True,
+                   executor: ExecutorSpec | None = None) -> Path:
     """Run (or resume) every arm x seed of `plan` (default: folder/plan.json) in `folder`,
-    then write the report; returns report.md. Finished runs are not redone; a killed run
+    then write the report; returns report.md. Each arm x seed is one job of `executor`
+    (default: here, one after another) writing its own shard; the shards are merged into
+    data/*.csv in plan order after each job. Finished runs are not redone; a killed run
     continues from its checkpoint. On Ctrl-C the report is written, then the interrupt
-    propagates."""
-    from harness.ttt import run_ttt
-
+    propagates; runs that failed after their retries are named in a JobsFailed error, raised
+    after the report is written."""
     folder = Path(folder).resolve()
+    executor = executor or ExecutorSpec()
     if plan is None:
         plan_file = folder / "plan.json"
         if not plan_file.exists():
@@ -109,22 +114,33 @@ def run_experiment(folder: Path, plan: dict | None = None, *, progress: bool = T
     if not (folder / "config.json").exists():
         write_provenance(folder, spec)
     runs = [(arm.name, seed) for arm in spec.arms for seed in spec.seeds]
+    records.shard_legacy_data(folder)
+    records.merge_shards(folder, runs)
     done = finished_runs(folder, spec.settings["steps"])
+    todo = [run for run in runs if run not in done]
     try:
         with remember_ctrl_c() as ctrl_c:
-            for i, (arm, seed) in enumerate(runs, 1):
-                if ctrl_c.is_set():
+            def job_done(arm: str, seed: int) -> None:
+                records.merge_shards(folder, runs)
+                if ctrl_c.is_set():  # an interrupt swallowed somewhere still stops us here
                     raise KeyboardInterrupt
-                if (arm, seed) in done:
-                    continue
-                if progress:
-                    print(f"[{i}/{len(runs)}] arm {arm}, seed {seed}", file=sys.stderr)
-                run_ttt(spec.config(arm, seed), folder, arm=arm, resume=True,
-                        progress=progress)
+
+            failures = run_jobs(executor, folder, spec.to_dict(), todo, progress=progress,
+                                on_done=job_done)
     except KeyboardInterrupt:
+        records.merge_shards(folder, runs)
         write_report(folder)
         raise
-    return write_report(folder)
+    records.merge_shards(folder, runs)
+    report = write_report(folder)
+    if failures:
+        raise JobsFailed("; ".join(f"arm {arm} seed {seed} failed: {reason}"
+                                   for (arm, seed), reason in failures.items()))
+    return report
+
+
+class JobsFailed(RuntimeError):
+    """Some runs of an experiment failed after their retries (the others finished)."""
 
 
 @contextmanager

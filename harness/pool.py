@@ -1,4 +1,8 @@
-"""A bounded pool that evaluates a batch of candidates in parallel through the sandbox.
+"""Pools that evaluate a batch of candidates in parallel through the sandbox.
+
+`EvalPool` runs them here on threads; `RayEvalPool` runs each as a Ray task (`--set
+eval_executor=ray`), still inside the sandbox on whichever worker takes it. `make_pool(kind,
+workers)` picks one; both have `map(fn, items)` with results in input order.
 
 Threads only wait on sandboxed child processes (the sandbox enforces every limit from its
 own polling loop), so a stuck candidate never holds a thread we cannot stop: on an error or
@@ -64,3 +68,57 @@ class EvalPool:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class RayEvalPool:
+    """fn(item) for each item as a Ray task (one CPU each), on the cluster this process is
+    connected to, else a local Ray started here and shut down on close. The sandbox runs on
+    the worker: its limits, process-tree kill and scrubbed environment travel with the task.
+    `workers` caps the tasks in flight (None: as many as the cluster takes)."""
+
+    def __init__(self, workers: int | None = None):
+        import os
+
+        from harness.executors import RaySession
+
+        self.session = RaySession(os.environ.get("RAY_ADDRESS"))
+        self.workers = workers
+        self._task = self.session.ray.remote(num_cpus=1)(_apply)
+
+    def map(self, fn: Callable, items: Iterable) -> list:
+        ray = self.session.ray
+        fn_ref = ray.put(fn)  # shipped once per batch, not once per item
+        items = list(items)
+        refs: list = []
+        try:
+            for item in items:
+                if self.workers and len(refs) >= self.workers:
+                    ray.wait(refs, num_returns=len(refs) - self.workers + 1)
+                refs.append(self._task.remote(fn_ref, item))
+            return ray.get(refs)
+        except BaseException:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            raise
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> RayEvalPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _apply(fn: Callable, item: object) -> object:
+    return fn(item)
+
+
+def make_pool(kind: str, workers: int | None = None) -> EvalPool | RayEvalPool:
+    """The evaluation pool of `Config.eval_executor`: "local" or "ray"."""
+    if kind == "ray":
+        return RayEvalPool(workers)
+    if kind != "local":
+        raise ValueError(f"unknown eval_executor {kind!r}; choose local or ray")
+    return EvalPool(workers)

@@ -8,8 +8,10 @@ checkpoint are dropped so that no row is duplicated. Reports read these files on
 from __future__ import annotations
 
 import csv
+import io
 import json
 import platform
+import shutil
 import sys
 import time
 from importlib import metadata
@@ -75,6 +77,64 @@ def write_buffer_csv(path: Path, buffer, arm: str, seed: int) -> None:
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)
+
+
+# --- shards: each job of an experiment writes its own CSVs; the experiment merges them ---
+SHARDED = {"steps.csv": STEP_COLUMNS, "rollouts.csv": ROLLOUT_COLUMNS,
+           "buffer.csv": BUFFER_COLUMNS}
+
+
+def shard_dir(folder: Path, arm: str, seed: int) -> Path:
+    return Path(folder) / "data" / "shards" / f"{arm}-s{seed}"
+
+
+def merge_shards(folder: Path, runs: list[tuple[str, int]]) -> None:
+    """data/<name>.csv = one header + the shard rows of each (arm, seed) in `runs` order.
+
+    Shards are joined as text, so every number is byte for byte what its job wrote, whichever
+    machine or process ran it. A folder without shards is left alone."""
+    data = Path(folder) / "data"
+    if not (data / "shards").is_dir():
+        return
+    for name, columns in SHARDED.items():
+        header = io.StringIO()
+        csv.writer(header).writerow(columns)
+        parts = [header.getvalue()]
+        for arm, seed in runs:
+            path = shard_dir(folder, arm, seed) / name
+            if path.exists():
+                with path.open(newline="") as f:  # keep "\r\n" and newlines inside fields
+                    parts.append(f.read().partition("\n")[2])  # the rows after the header
+        tmp = data / f"{name}.tmp"
+        with tmp.open("w", newline="") as f:
+            f.write("".join(parts))
+        tmp.replace(data / name)
+
+
+def shard_legacy_data(folder: Path) -> None:
+    """Split the tidy CSVs of a folder written before shards existed into per-run shards
+    (once, atomically), so it resumes like any other."""
+    data = Path(folder) / "data"
+    if (data / "shards").exists() or not (data / "steps.csv").exists():
+        return
+    staging = data / "shards.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    for name, columns in SHARDED.items():
+        if not (data / name).exists():
+            continue
+        with (data / name).open(newline="") as f:
+            runs: dict[tuple[str, str], list[dict]] = {}
+            for row in csv.DictReader(f):
+                runs.setdefault((row["arm"], row["seed"]), []).append(row)
+        for (arm, seed), rows in runs.items():
+            path = staging / f"{arm}-s{seed}" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, columns)
+                writer.writeheader()
+                writer.writerows(rows)
+    staging.mkdir(parents=True, exist_ok=True)
+    staging.rename(data / "shards")
 
 
 # --- provenance ---

@@ -21,6 +21,7 @@ the traceback) and the next proposal builds on the last experiment that has a sc
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -28,6 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
+from harness.executors import ExecutorSpec
 from harness.experiment import new_experiment_dir, render_script, run_experiment, slugify
 from harness.planner import make_plan, validate_plan
 from harness.proposal import Result, read_result
@@ -80,9 +82,13 @@ def start_sweep(request: str, *, root: Path, experiments: int = 5, hours: float 
 
 def run_sweep(root: Path, *, run=run_experiment, progress: bool = True,
               experiments: int | None = None, hours: float | None = None,
-              heartbeat_s: float = HEARTBEAT_S, max_retries: int = 2) -> Path:
+              heartbeat_s: float = HEARTBEAT_S, max_retries: int = 2,
+              executor: ExecutorSpec | None = None) -> Path:
     """Run (or resume) the sweep in `root` until it stops; returns SWEEP.md. `experiments`
-    and `hours` raise the sweep's limits (a finished sweep can be extended)."""
+    and `hours` raise the sweep's limits (a finished sweep can be extended). `executor` says
+    where each experiment's jobs run (default: here, one after another)."""
+    if executor is not None:
+        run = functools.partial(run, executor=executor)
     with owning(root, heartbeat_s) as store:
         with store.edit() as state:
             state.max_experiments = experiments or state.max_experiments
@@ -96,7 +102,8 @@ def run_sweep(root: Path, *, run=run_experiment, progress: bool = True,
 
 
 def continue_sweep(root: Path, *, experiments: int | None = None, hours: float | None = None,
-                   progress: bool = True, run=run_experiment) -> Path:
+                   progress: bool = True, run=run_experiment,
+                   executor: ExecutorSpec | None = None) -> Path:
     """Extend a finished sweep (`harness sweep --continue`): room for `experiments` more
     (default 1), and comments left on its experiments since the last review are picked up:
     that review is redone (the old one kept as review.previous.json) so its proposal answers
@@ -114,7 +121,7 @@ def continue_sweep(root: Path, *, experiments: int | None = None, hours: float |
         answered = {r["comment"] for r in load_review(last).proposal.comment_responses}
         if set(pending) - answered:
             os.replace(last / "review.json", last / "review.previous.json")
-    return run_sweep(root, run=run, progress=progress, hours=hours,
+    return run_sweep(root, run=run, progress=progress, hours=hours, executor=executor,
                      experiments=len(state.experiments) + (experiments or 1))
 
 

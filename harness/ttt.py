@@ -48,20 +48,23 @@ def resolve_action(cfg: Config, env: Env) -> str:
 
 
 def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = False,
-            progress: bool = True, policy: Policy | None = None) -> RunResult:
+            progress: bool = True, policy: Policy | None = None,
+            data_dir: Path | None = None) -> RunResult:
     """Run (or resume) one configuration of the loop, writing everything under `run_dir`.
 
     Several arms and seeds may share one folder: rows carry `arm` and `seed` columns, and the
     checkpoint, adapter and best candidate are per arm and seed. `resume` continues this
     arm/seed from its checkpoint (a finished one only re-writes its outputs). The caller
     writes config.json (see `discover`). `policy` may pass an already loaded base model (it
-    gets fresh LoRA adapters here).
+    gets fresh LoRA adapters here). `data_dir` (default run_dir/data) takes the CSVs: an
+    experiment's job writes its own shard there (see harness/executors.py).
     """
-    from harness.pool import EvalPool
+    from harness.pool import make_pool
     from harness.progress import StepProgress
 
     run_dir = Path(run_dir)
-    env = make_env(cfg.env, eval_timeout_s=cfg.eval_timeout_s, seed=cfg.seed)
+    env = make_env(cfg.env, eval_timeout_s=cfg.eval_timeout_s, seed=cfg.seed,
+                   eval_executor=cfg.eval_executor)
     action = resolve_action(cfg, env)
     device = cfg.device or default_device()
     ckpt = checkpoint_path(run_dir, arm, cfg.seed)
@@ -71,16 +74,19 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
     optimizer = make_optimizer(policy, cfg.learning_rate)
     buffer = Buffer(cfg.group_size, cfg.c_puct, cfg.topk_children, cfg.buffer_size,
                     cfg.epsilon, cfg.seed)
-    steps_log = records.CsvLog(run_dir / "data" / "steps.csv", records.STEP_COLUMNS)
-    rollouts_log = records.CsvLog(run_dir / "data" / "rollouts.csv", records.ROLLOUT_COLUMNS)
+    data_dir = Path(data_dir) if data_dir is not None else run_dir / "data"
+    steps_log = records.CsvLog(data_dir / "steps.csv", records.STEP_COLUMNS)
+    rollouts_log = records.CsvLog(data_dir / "rollouts.csv", records.ROLLOUT_COLUMNS)
     start_step = load_checkpoint(ckpt, policy, optimizer, buffer) if resume else 0
     if start_step == 0:
         add_initial_states(env, action, buffer)
     for log in (steps_log, rollouts_log):
         log.drop_steps_from(start_step, arm, cfg.seed)  # rows of a step that never checkpointed
 
-    workers = 1 if env.parallel_inside else (cfg.eval_workers or None)  # no oversubscription
-    with EvalPool(workers) as pool, \
+    # an env that spreads its own work (cases) gets the pool kind; candidates go one by one
+    inside = env.parallel_inside
+    workers = 1 if inside else (cfg.eval_workers or None)  # no oversubscription
+    with make_pool("local" if inside else cfg.eval_executor, workers) as pool, \
             StepProgress(cfg.steps, start_step, env, enabled=progress) as bar:
         for step in range(start_step, cfg.steps):
             t0 = time.perf_counter()
@@ -117,7 +123,7 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
             bar.update(step, row)
 
     best = buffer.best()
-    save_outputs(run_dir, env, action, policy, buffer, arm, cfg.seed)
+    save_outputs(run_dir, data_dir, env, action, policy, buffer, arm, cfg.seed)
     return RunResult(run_dir, best.raw_score, best.solution, cfg.steps, action)
 
 
@@ -234,12 +240,12 @@ def load_checkpoint(path: Path, policy: Policy, optimizer, buffer) -> int:
     return payload["next_step"]
 
 
-def save_outputs(run_dir: Path, env: Env, action: str, policy: Policy, buffer: Buffer,
-                 arm: str, seed: int) -> None:
+def save_outputs(run_dir: Path, data_dir: Path, env: Env, action: str, policy: Policy,
+                 buffer: Buffer, arm: str, seed: int) -> None:
     """Final buffer, the adapter, and the best candidate re-verified from scratch."""
     import json
 
-    records.write_buffer_csv(run_dir / "data" / "buffer.csv", buffer, arm, seed)
+    records.write_buffer_csv(data_dir / "buffer.csv", buffer, arm, seed)
     policy.model.save_pretrained(run_dir / "adapter" / f"{arm}-s{seed}")
     best = buffer.best()
     check = env.final_check(best.solution, action)  # re-verify: the file must stand alone

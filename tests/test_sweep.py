@@ -70,7 +70,10 @@ def test_a_sweep_killed_during_its_second_experiment_resumes_without_repeating_w
     first, second = (root / e.folder for e in killed.experiments)
     before = {p: p.read_bytes() for p in (first / "data" / "steps.csv", first / "review.json")}
     finished_before = {p.name for p in (second / "best").glob("*.score.json")}
-    steps_before = pd.read_csv(second / "data" / "steps.csv")
+    steps_before = {}  # each run's own shard: the merged CSV may lag a job that just ended
+    for name in finished_before:
+        arm, seed = name.removesuffix(".score.json").rsplit("-s", 1)
+        steps_before[name] = pd.read_csv(records.shard_dir(second, arm, int(seed)) / "steps.csv")
 
     result = run("sweep", "--resume", str(root), "--quiet")
     assert result.exit_code == 0, result.output
@@ -97,7 +100,7 @@ def test_a_sweep_killed_during_its_second_experiment_resumes_without_repeating_w
     for name in finished_before:  # runs finished before the kill were not redone
         arm, seed = name.removesuffix(".score.json").rsplit("-s", 1)
         pd.testing.assert_frame_equal(rows_of(after, arm, int(seed)),
-                                      rows_of(steps_before, arm, int(seed)))
+                                      rows_of(steps_before[name], arm, int(seed)))
     digest = (root / "SWEEP.md").read_text()
     assert "**Status: finished: 3 experiment(s) run.**" in digest
     assert all(f"| [{e.folder}]({e.folder}/report.md) |" in digest for e in state.experiments)

@@ -220,3 +220,22 @@ def test_only_a_tracks_folder_runs_as_tracks_and_one_process_at_a_time(reports_i
             run_tracks(root, run=recorded_run)
     with pytest.raises(SweepError, match="max_parallel"):
         run_tracks(root, max_parallel=0)
+
+
+# --- the command line ---
+def test_cli_runs_several_requests_as_tracks_and_resumes_the_root(reports_in_tmp):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    args = ["sweep", "run toy", "tune c_puct on toy", "--experiments", "1", "--hours", "1",
+            "--reviewer", "offline", "--budget", "smoke", "--model", "tiny", "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    root = Path(result.output.strip().splitlines()[-1])
+    assert is_tracks_root(root) and (root / DIGEST).exists()
+    assert [s.status for s in states(root)] == ["finished"] * 2
+    again = CliRunner().invoke(main, ["sweep", "--resume", str(root), "--quiet"])
+    assert again.exit_code == 0, again.output  # nothing left to do: a no-op, not an error
+    bad = CliRunner().invoke(main, [*args[:3], "--tracks", "3"])
+    assert bad.exit_code == 1 and len(bad.output.strip().splitlines()) == 1
