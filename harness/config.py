@@ -148,7 +148,7 @@ BUDGETS: dict[str, dict] = {
     "smoke": dict(steps=2, groups_per_step=2, group_size=4, max_new_tokens=32, lora_rank=4,
                   learning_rate=1e-3),
     "small": dict(steps=8, groups_per_step=2, group_size=8, max_new_tokens=160,
-                  learning_rate=1e-4),
+                  learning_rate=1e-3),  # as the planner's small budget (planner.py)
     "medium": dict(steps=20, groups_per_step=8, group_size=8, max_new_tokens=512),
     "paper": dict(),
 }

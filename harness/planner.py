@@ -44,8 +44,10 @@ EXPERIMENT_BUDGETS: dict[str, Budget] = {
     "smoke": Budget(dict(steps=2, groups_per_step=1, group_size=4, max_new_tokens=16,
                          lora_rank=4, learning_rate=1e-3), seeds=1, max_arms=4,
                     max_rollouts=64, grid=3),
+    # lr 1e-3: in 4-6 steps it is what lets the policy learn the action format (same seeds,
+    # erdos, smollm2: valid 83.7% vs 72.9% without training; at 1e-4 training changed little)
     "small": Budget(dict(steps=4, groups_per_step=2, group_size=6, max_new_tokens=160,
-                         learning_rate=1e-4), seeds=1, max_arms=4, max_rollouts=144, grid=3),
+                         learning_rate=1e-3), seeds=1, max_arms=4, max_rollouts=144, grid=3),
     "medium": Budget(dict(steps=10, groups_per_step=4, group_size=8, max_new_tokens=512),
                      seeds=3, max_arms=8, max_rollouts=8 * 3 * 10 * 32, grid=5),
     "paper": Budget(dict(), seeds=3, max_arms=8, max_rollouts=8 * 3 * 50 * 512, grid=5),
