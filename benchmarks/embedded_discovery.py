@@ -15,6 +15,8 @@ Usage: python benchmarks/embedded_discovery.py [--quick] [--seeds 3] [--model sm
 Same seeds across arms share their random draws, so arms differ only where training or
 reuse changed what was sampled (a paired comparison).
 `--quick` is CI-sized (2 steps of 4 rollouts per seed); the default is the full run by hand.
+Runs resume: the same `--out` with more `--seeds` runs only the new seeds. Wall time is the
+sum of the recorded step times (model loading excluded).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import json
 import math
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -83,12 +84,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                               seed=seed, **overrides)
             if args.learning_rate is not None:
                 cfg = cfg.replace(learning_rate=args.learning_rate)
-            t0 = time.perf_counter()
-            result = run_ttt(cfg, out, arm=arm, progress=False)
-            rows.append({"arm": arm, "seed": seed, "best_c5": result.best_raw_score,
-                         "wall_s": time.perf_counter() - t0})
+            # resume: a rerun with --out and more --seeds adds seeds, keeping the finished ones
+            result = run_ttt(cfg, out, arm=arm, progress=False, resume=True)
+            rows.append({"arm": arm, "seed": seed, "best_c5": result.best_raw_score})
             print(json.dumps(rows[-1]), flush=True)
 
+    steps = pd.read_csv(out / "data" / "steps.csv")  # wall time as the steps recorded it
+    wall = steps.groupby(["arm", "seed"])["time/step_s"].sum()
+    for row in rows:
+        row["wall_s"] = float(wall.get((row["arm"], row["seed"]), math.nan))
     rollouts = pd.read_csv(out / "data" / "rollouts.csv")
     per_seed = pd.DataFrame(rows)
     print(f"\nerdos, construction actions, model={args.model}, {args.seeds} seeds, "
