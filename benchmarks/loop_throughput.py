@@ -40,6 +40,13 @@ def smollm2_shape(device: str) -> Policy:
     return Policy(model, tok, "smollm2-shape", torch.device(device))
 
 
+def benchmark_policy(model: str, device: str) -> Policy:
+    """`smollm2-shape` (random weights, GPU-sized) or any `--model` name, with LoRA rank 32."""
+    policy = smollm2_shape(device) if model == "smollm2-shape" else load_policy(model, device)
+    add_lora(policy, rank=32)
+    return policy
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2")
@@ -50,9 +57,7 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.manual_seed(0)
-    policy = smollm2_shape(args.device) if args.model == "smollm2-shape" \
-        else load_policy(args.model, args.device)
-    add_lora(policy, rank=32)
+    policy = benchmark_policy(args.model, args.device)
     optimizer = make_optimizer(policy, 1e-5)
     env = make_env("erdos")
     [state] = env.initial_solutions("construction")

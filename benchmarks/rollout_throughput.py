@@ -24,12 +24,12 @@ import statistics
 import time
 
 import torch
-from loop_throughput import smollm2_shape
+from loop_throughput import benchmark_policy
 
 from harness.env import make_env
-from harness.model import Policy, add_lora, load_policy
+from harness.model import Policy
 from harness.sampling import Rollout, sample
-from harness.train import action_logprobs, make_optimizer
+from harness.train import action_logprobs, make_optimizer, right_padded
 
 PROMPT_TOKENS = 16  # of each training rollout
 
@@ -47,9 +47,7 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.manual_seed(0)
-    policy = smollm2_shape(args.device) if args.model == "smollm2-shape" \
-        else load_policy(args.model, args.device)
-    add_lora(policy, rank=32)
+    policy = benchmark_policy(args.model, args.device)
     env = make_env("erdos")
     [state] = env.initial_solutions("construction")
     prompt = env.prompt(state, 0.5, "construction")
@@ -96,12 +94,7 @@ def sampling_tps(policy: Policy, prompt: str, batch: int, args, backend: str) ->
 
 def naive_action_logprobs(policy: Policy, rollouts: list[Rollout]) -> list[torch.Tensor]:
     """What `harness.train.action_logprobs` replaced: every position's logits, fp32, in memory."""
-    pad = policy.tokenizer.pad_token_id
-    seqs = [r.prompt_ids + r.action_ids for r in rollouts]
-    width = max(len(s) for s in seqs)
-    input_BT = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=policy.device)
-    mask_BT = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs],
-                           device=policy.device)
+    input_BT, mask_BT = right_padded(policy, rollouts)
     logp_BTV = torch.log_softmax(policy.model(input_ids=input_BT, attention_mask=mask_BT)
                                  .logits.float(), dim=-1)
     out = []

@@ -159,8 +159,9 @@ def executor_spec(executor, max_parallel, ray_address, job_retries, slurm_partit
     """The checked ExecutorSpec of the options above (one-line ExecutorError if unusable)."""
     from harness.executors import ExecutorSpec
 
-    spec = ExecutorSpec(executor, max_parallel, ray_address, job_retries, slurm_partition,
-                        slurm_gpus, slurm_time)
+    spec = ExecutorSpec(kind=executor, max_parallel=max_parallel, ray_address=ray_address,
+                        job_retries=job_retries, slurm_partition=slurm_partition,
+                        slurm_gpus=slurm_gpus, slurm_time_min=slurm_time)
     spec.check()
     return spec
 

@@ -131,8 +131,7 @@ def run_experiment(folder: Path, plan: dict | None = None, *, progress: bool = T
         records.merge_shards(folder, runs)
         write_report(folder)
         raise
-    records.merge_shards(folder, runs)
-    report = write_report(folder)
+    report = write_report(folder)  # every job's end merged the shards (job_done)
     if failures:
         raise JobsFailed("; ".join(f"arm {arm} seed {seed} failed: {reason}"
                                    for (arm, seed), reason in failures.items()))

@@ -77,8 +77,6 @@ class RayEvalPool:
     `workers` caps the tasks in flight (None: as many as the cluster takes)."""
 
     def __init__(self, workers: int | None = None):
-        import os
-
         from harness.executors import RaySession
 
         self.session = RaySession(os.environ.get("RAY_ADDRESS"))

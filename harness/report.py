@@ -17,7 +17,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import pandas as pd
 
 from harness import figures
@@ -26,6 +25,7 @@ from harness.findings import reports_root_of, write_findings
 from harness.memory import read_comments
 from harness.records import BUFFER_COLUMNS, ROLLOUT_COLUMNS, STEP_COLUMNS
 from harness.report_text import findings, next_steps, unknowns, weak_model_notes
+from harness.resources import templates
 
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
        9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000}
@@ -245,12 +245,8 @@ def write_report(folder: Path) -> Path:
         "next_steps": next_steps(summary, plan, folder, direction, bool(weak)),
         "comments": read_comments(folder),
     }
-    templates = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-        lstrip_blocks=True)
     path = folder / "report.md"
-    path.write_text(templates.get_template("report.md.j2").render(**context))
+    path.write_text(templates().get_template("report.md.j2").render(**context))
     write_index(folder.parent)
     write_findings(reports_root_of(folder))
     return path

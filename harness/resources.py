@@ -8,9 +8,22 @@ fallback when they were installed somewhere else on `sys.path`.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import shutil
 from pathlib import Path
+
+import jinja2
+
+
+@functools.cache
+def templates() -> jinja2.Environment:
+    """The Jinja environment of harness/templates (reports, digests, review prompts): strict
+    about undefined names, block tags take their own lines."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+        lstrip_blocks=True)
 
 
 def resource_dir(name: str) -> Path:

@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
-
 from harness.env import env_class
 from harness.planner import (
     DEFAULT_CLAUDE_MODEL,
@@ -44,9 +42,7 @@ from harness.proposal import (
     make_scope,
     validate_proposal,
 )
-
-TEMPLATES = Path(__file__).parent / "templates"
-
+from harness.resources import templates
 
 # --- the review: either reviewer, then review.json and review.md ---
 PRICES_PER_MTOK = {"claude-opus": (5.0, 25.0), "claude-sonnet": (3.0, 15.0),
@@ -176,12 +172,6 @@ def repair_turn(message, reason: str) -> list[dict]:
             {"role": "user", "content": reply}]
 
 
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
-                              lstrip_blocks=True, undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True)
-
-
 def render_prompt(current: Result, history: list[Result], scope: Scope, memory: str,
                   question: str, track: tuple[int, int] = (1, 1)) -> str:
     """The review prompt: the researcher's open comments and the env's findings ledger come
@@ -190,7 +180,7 @@ def render_prompt(current: Result, history: list[Result], scope: Scope, memory: 
 
     cls = env_class(scope.env)
     ledger = ledger_text(reports_root_of(current.folder), scope.env)
-    return _templates().get_template("review_prompt.md.j2").render(
+    return templates().get_template("review_prompt.md.j2").render(
         question=question, env=cls, better="lower" if cls.direction == "min" else "higher",
         scope=scope, current=current, rows=current.summary.to_dict("records"),
         report=current.report[:8000], memory=memory or "(this is the first experiment)",
@@ -214,7 +204,7 @@ def write_review(folder: Path, review: Review) -> Path:
     tmp.write_text(json.dumps(review.to_dict(), indent=2) + "\n")
     os.replace(tmp, folder / "review.json")
     path = folder / "review.md"
-    path.write_text(_templates().get_template("review.md.j2").render(
+    path.write_text(templates().get_template("review.md.j2").render(
         review=review, p=review.proposal, fmt=_fmt))
     return path
 

@@ -17,12 +17,11 @@ import dataclasses
 import math
 from pathlib import Path
 
-import jinja2
-
 from harness import figures
 from harness.env import env_class
 from harness.offline_reviewer import separated, tuned_keys
 from harness.proposal import Result, read_result
+from harness.resources import templates
 from harness.reviewer import Review, load_review
 from harness.sweep_state import Ledger, SweepState
 
@@ -175,12 +174,8 @@ def write_digest(root: Path, state: SweepState) -> Path:
     reviews = [r for r in (_review(root / e.folder) for e in state.experiments) if r]
     fields = [f.name for f in dataclasses.fields(Ledger)]
     total = Ledger(**{k: sum(getattr(e.ledger, k) for e in state.experiments) for k in fields})
-    templates = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-        lstrip_blocks=True)
     path = root / DIGEST
-    path.write_text(templates.get_template("sweep.md.j2").render(
+    path.write_text(templates().get_template("sweep.md.j2").render(
         state=state, root=root, env=env, rows=rows,
         better="lower" if env.direction == "min" else "higher",
         figure=figure.relative_to(root).as_posix() if figure else None,

@@ -43,13 +43,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import pandas as pd
 
 from harness import figures
 from harness.env import env_class
 from harness.experiment import new_experiment_dir, render_script, slugify
 from harness.planner import validate_plan
+from harness.resources import templates
 from harness.sweep import results_of, run_sweep, start_sweep
 from harness.sweep_digest import best_configuration, experiment_rows, write_digest
 from harness.sweep_state import SweepError, load_state, write_state
@@ -329,12 +329,8 @@ def write_tracks_digest(root: Path) -> Path:
                 row["best_score"] < lead["row"]["best_score"] if row["direction"] == "min"
                 else row["best_score"] > lead["row"]["best_score"])):
             leaders[row["env"]] = s
-    templates = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-        lstrip_blocks=True)
     path = root / DIGEST
-    path.write_text(templates.get_template("tracks.md.j2").render(
+    path.write_text(templates().get_template("tracks.md.j2").render(
         root=root, tracks=summaries, leaders=list(leaders.values()),
         finished=sum(s["row"]["status"] == "finished" for s in summaries),
         figure=figure.relative_to(root).as_posix() if figure else None,

@@ -26,6 +26,17 @@ def make_optimizer(policy: Policy, learning_rate: float) -> torch.optim.Optimize
                             eps=1e-8)
 
 
+def right_padded(policy: Policy, rollouts: list[Rollout]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt + action ids of each rollout, right-padded into one batch, and its mask."""
+    pad = policy.tokenizer.pad_token_id
+    seqs = [r.prompt_ids + r.action_ids for r in rollouts]
+    width = max(len(s) for s in seqs)
+    input_BT = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=policy.device)
+    mask_BT = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs],
+                           device=policy.device)
+    return input_BT, mask_BT
+
+
 def action_logprobs(policy: Policy, rollouts: list[Rollout]) -> list[torch.Tensor]:
     """Current-policy log-probs of each rollout's action tokens (one 1-D tensor per rollout).
 
@@ -35,12 +46,7 @@ def action_logprobs(policy: Policy, rollouts: list[Rollout]) -> list[torch.Tenso
     base = policy.model.get_base_model() if hasattr(policy.model, "get_base_model") \
         else policy.model
     decoder, head = base.get_decoder(), base.get_output_embeddings()
-    pad = policy.tokenizer.pad_token_id
-    seqs = [r.prompt_ids + r.action_ids for r in rollouts]
-    width = max(len(s) for s in seqs)
-    input_BT = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=policy.device)
-    mask_BT = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs],
-                           device=policy.device)
+    input_BT, mask_BT = right_padded(policy, rollouts)
     hidden_BTD = decoder(input_ids=input_BT, attention_mask=mask_BT).last_hidden_state
     # the hidden state at position t predicts token t + 1: gather every action position
     starts = [len(r.prompt_ids) - 1 for r in rollouts]

@@ -63,7 +63,6 @@ def make_folder(root: Path, steps: int | None = None, max_new_tokens: int | None
         plan["settings"]["steps"] = steps
     if max_new_tokens:
         plan["settings"]["max_new_tokens"] = max_new_tokens
-    plan["rollouts_total"] = len(plan["arms"]) * plan["settings"]["steps"] * 4
     (folder / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
     return folder
 
