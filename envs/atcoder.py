@@ -14,6 +14,11 @@ score divided by `score_scale`, in `AtCoderEnv.reward` (each env states its scal
 `verify_final` re-scores a program on 150 other cases, as the contest does; the loop calls it
 (through `final_check`) on the best program at the end of a run.
 `eval_timeout_s` is not used: the per-case limit is the contest's.
+Initial states: an empty program with value 0, one per group (the released code's start);
+`initial.cpp` is a reference program for `harness score` and benchmarks.
+Best known: none is shown. Published contest scores (AHC039: 566,997 for the first human,
+567,062 for TTT-Discover, arXiv 2601.16175) are on the contest's own hidden cases, which our
+generated cases do not reproduce, so no number here is comparable.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ class AtCoderEnv(Env):
     memory_mb: int = 2048            # address space (RLIMIT_AS overstates resident memory)
     max_output_bytes: int = 8_000_000
     score_scale: float = 1.0         # reward = mean per-case score / score_scale
-    initial_file: str = "initial.cpp"
+    initial_file: str = "initial.cpp"  # a reference program (`initial_solutions`)
+    has_construction = False  # a program prints answers to cases; there is no construction
 
     def __init__(self, eval_timeout_s: float = 10.0, seed: int = 0, n_cases: int = 8,
                  time_factor: float = 1.0, workers: int | None = None,
@@ -96,7 +102,8 @@ class AtCoderEnv(Env):
         return raw / (n_cases or self.n_cases) / self.score_scale
 
     # --- scoring ---
-    def score(self, solution: str, action: str = "program") -> EvalResult:
+    def score(self, solution: str, action: str = "program", parent_construction: str = ""
+              ) -> EvalResult:
         self.check_action(action)
         return self.run_cases(solution, self.case_seeds(self.n_cases))
 
@@ -104,12 +111,15 @@ class AtCoderEnv(Env):
         """The contest's final check: 150 cases, none of them seen during search."""
         return self.run_cases(solution, self.case_seeds(FINAL_CASES, final=True))
 
-    def final_check(self, solution: str, action: str) -> EvalResult:
+    def final_check(self, solution: str, action: str, parent_construction: str = ""
+                    ) -> EvalResult:
         result = self.verify_final(solution)
         return replace(result, artifacts={**result.artifacts, "cases": FINAL_CASES,
                                           "search_cases": self.n_cases})
 
     def run_cases(self, source: str, seeds: list[int]) -> EvalResult:
+        if not source.strip():
+            return EvalResult(False, None, 0.0, "the program is empty", source)
         language = language_of(source)
         inputs = [self.case(s) for s in seeds]
 
@@ -167,10 +177,7 @@ class AtCoderEnv(Env):
     def export(self, solution: str, action: str = "program") -> tuple[str, str]:
         return (".cpp" if language_of(solution) == "cpp" else ".py"), solution
 
-    def prompt(self, solution: str, raw_score: float | None, action: str = "program") -> str:
-        language = language_of(solution)
-        return self._templates.get_template(f"prompt_{action}.j2").render(
-            env=self, solution=solution, raw_score=raw_score, language=language,
-            fence="cpp" if language == "cpp" else "python",
-            time_limit_s=self.time_limit_s * self.time_factor,
-            mean_score=None if raw_score is None else raw_score / self.n_cases)
+    def prompt_vars(self, solution: str, action: str) -> dict:
+        language = language_of(solution) if solution.strip() else "cpp"
+        return {"language": language, "fence": "cpp" if language == "cpp" else "python",
+                "time_limit_s": self.time_limit_s * self.time_factor}

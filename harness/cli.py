@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from harness.config import BUDGETS, Config, ConfigError, make_config, parse_overrides
-from harness.env import ENVS, EnvError, env_class, make_env
+from harness.env import ENVS, EnvError, env_class, format_score, make_env
 from harness.planner import EXPERIMENT_BUDGETS, PlanError
 
 USER_ERRORS = (ConfigError, EnvError, PlanError, FileNotFoundError, ValueError)
@@ -69,7 +69,8 @@ def discover(env_name, model, budget, seed, overrides, out, resume, quiet) -> No
         click.echo(f"\ninterrupted; completed steps are saved. Resume with: "
                    f"harness discover --resume {run_dir}", err=True)
         raise SystemExit(130) from None
-    click.echo(f"best {result.best_raw_score:.6g} ({result.action} actions) -> {result.run_dir}")
+    best = format_score(result.best_raw_score)
+    click.echo(f"best {best} ({result.action} actions) -> {result.run_dir}")
 
 
 def _resumed_config(run_dir: Path) -> Config:
@@ -173,7 +174,9 @@ def executor_spec(executor, max_parallel, ray_address, job_retries, slurm_partit
 @click.option("--model", default=None, help="smollm2 (default), tiny, a HF id or a folder.")
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
               help="Seeds per arm (default: the budget's).")
-@click.option("--dry-run", is_flag=True, help="Write the folder, plan and script; run nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Write the folder, plan and script, and print what they will cost (on "
+                   "stderr); run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @executor_options
 def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> None:
@@ -182,7 +185,7 @@ def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> Non
     REQUEST: 'tune <knob> on <env>', 'ablate <component> on <env>',
     'compare <arm> vs <arm> on <env>', 'run <env>', or 'like <experiment | prefix | last>
     but with <change>' (e.g. 'group size 16', '3 seeds', 'lr 1e-4')."""
-    from harness.experiment import JobsFailed, create_experiment, run_experiment
+    from harness.experiment import JobsFailed, create_experiment, plan_cost, run_experiment
     from harness.model import ModelError
 
     folder = None
@@ -190,7 +193,9 @@ def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> Non
         spec = executor_spec(**executor)
         folder = create_experiment(request, root=reports_root(), budget=budget, model=model,
                                    seeds=seeds)
-        if not dry_run:
+        if dry_run:  # stdout stays the folder alone, for scripts
+            click.echo(plan_cost(folder), err=True)
+        else:
             run_experiment(folder, progress=not quiet, executor=spec)
     except (*USER_ERRORS, ModelError) as err:
         raise click.ClickException(str(err).splitlines()[0]) from None

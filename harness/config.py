@@ -17,6 +17,7 @@ OBJECTIVES = ("entropic_adaptive", "entropic_const", "mean", "none")
 ACTIONS = ("auto", "program", "construction")
 FAST_SAMPLER = ("auto", "on", "off")
 EVAL_EXECUTORS = ("local", "ray")
+REASONING = ("auto", "on", "off")
 
 
 class ConfigError(ValueError):
@@ -43,13 +44,32 @@ class Config:
     train: bool = True
     """False freezes the model (the 'no training' ablation)."""
 
+    # --- training (the released code: Adam (0.9, 0.95, 1e-8), no clipping, no KL) ---
+    adam_beta1: float = 0.9
+    """Adam beta1 (first-moment decay)."""
+    adam_beta2: float = 0.95
+    """Adam beta2 (second-moment decay)."""
+    adam_eps: float = 1e-8
+    """Adam epsilon."""
+    max_grad_norm: float = 0.0
+    """Clip the gradient's total norm to this; 0 = no clipping (the released code)."""
+    train_micro_batch: int = 4
+    """Rollouts per forward/backward pass of the loss (memory only; one step per batch)."""
+    kl_coef: float = 0.0
+    """KL penalty toward the base model, folded into per-token advantages (0 = none)."""
+
     # --- sampling ---
     temperature: float = 1.0
     """Sampling temperature of the policy."""
-    max_new_tokens: int = 1024
-    """Cap on generated tokens per action."""
-    prompt_max_tokens: int = 2048
-    """Prompts longer than this are cut from the left."""
+    max_new_tokens: int = 26000
+    """Cap on generated tokens per action (lowered to fit the model's context at run time)."""
+    prompt_max_tokens: int = 6144
+    """Token budget of a prompt: over it, the loop shortens the shown parent in its middle
+    (harness/prompts.py); the released setup leaves about 32k - 26k tokens for it."""
+    reasoning: str = "auto"
+    """Chat template's reasoning mode: auto (on where the template has a switch), on, off."""
+    sample_batch_size: int = 64
+    """Sequences generated together (memory only)."""
     fast_sampler: str = "auto"
     """Static-cache, CUDA-graph sampler (harness/fast_sampler.py): auto (on for CUDA), on, off."""
 
@@ -64,6 +84,14 @@ class Config:
     """Children kept per parent after each step."""
     buffer_size: int = 1000
     """Buffer cap (initial states always kept)."""
+    puct_divisor: int = 1
+    """G in PUCT's sqrt(1 + T/G) / (1 + n/G): 1 counts rollouts (released); group_size
+    counts groups (this project's earlier variant)."""
+    q_ancestors: bool = False
+    """True: a child's reward also raises m (behind Q) of every recorded ancestor, not only
+    of its parent (a project variant; the released code updates the parent only)."""
+    prompt_history: int = 5
+    """Ancestors' scores shown in the prompt's score history (before -> after)."""
 
     # --- objective ---
     objective: str = "entropic_adaptive"
@@ -76,8 +104,10 @@ class Config:
     # --- evaluation ---
     eval_workers: int = 0
     """Parallel evaluations (0 = one per CPU core)."""
-    eval_timeout_s: float = 10.0
-    """Wall-clock limit for one program evaluation in the sandbox."""
+    eval_timeout_s: float = 1000.0
+    """Wall-clock limit for one program evaluation in the sandbox (the released budget)."""
+    atcoder_cases: int = 150
+    """Generated cases per evaluation of an AtCoder env (ahc039, ahc058)."""
     eval_executor: str = "local"
     """Where candidates are evaluated: local (a thread pool here) or ray (Ray tasks, each
     still sandboxed on its worker)."""
@@ -100,11 +130,22 @@ class Config:
         _check_choice("action", self.action, ACTIONS)
         _check_choice("fast_sampler", self.fast_sampler, FAST_SAMPLER)
         _check_choice("eval_executor", self.eval_executor, EVAL_EXECUTORS)
-        for name in ("steps", "groups_per_step", "group_size", "max_new_tokens", "lora_rank"):
+        _check_choice("reasoning", self.reasoning, REASONING)
+        if self.puct_divisor < 1 or self.prompt_history < 0:
+            raise ConfigError("puct_divisor must be at least 1 and prompt_history at least 0")
+        for name in ("steps", "groups_per_step", "group_size", "max_new_tokens", "lora_rank",
+                     "train_micro_batch", "sample_batch_size", "atcoder_cases"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        for name in ("temperature", "adam_eps"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_grad_norm", "kl_coef"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be at least 0, got {getattr(self, name)}")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
     # --- derived ---
     @property
@@ -143,14 +184,19 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(Config)]
 
 
+# The scaled-down budgets keep the evaluation settings of before the released ones became the
+# defaults: a 1000 s program budget or 150 AtCoder cases would stall a CPU run.
+SCALED_DOWN_EVAL = dict(eval_timeout_s=10.0, atcoder_cases=8)
+
 # Paper defaults are the dataclass defaults; presets scale the budget down.
 BUDGETS: dict[str, dict] = {
     "smoke": dict(steps=2, groups_per_step=2, group_size=4, max_new_tokens=32, lora_rank=4,
-                  learning_rate=1e-3),
+                  learning_rate=1e-3, **SCALED_DOWN_EVAL),
     "small": dict(steps=8, groups_per_step=2, group_size=8, max_new_tokens=160,
-                  learning_rate=1e-3),  # as the planner's small budget (planner.py)
-    "medium": dict(steps=20, groups_per_step=8, group_size=8, max_new_tokens=512),
-    "paper": dict(),
+                  learning_rate=1e-3, **SCALED_DOWN_EVAL),  # as the planner's (planner.py)
+    "medium": dict(steps=20, groups_per_step=8, group_size=8, max_new_tokens=512,
+                   **SCALED_DOWN_EVAL),
+    "paper": dict(),  # the released configuration: the dataclass defaults
 }
 
 

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import json
 import math
+import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jinja2
+
+from harness.config import Config
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,35 @@ class EvalResult:
     message: str
     solution: str = ""       # the canonical solution text that was scored (buffer payload)
     artifacts: dict = field(default_factory=dict)
+    construction: str = ""   # the construction's canonical text (a program's returned value)
+    stdout: str = ""         # the tail of a program's standard output (STDOUT_TAIL chars)
+
+
+SHARED_TEMPLATES = Path(__file__).parent / "templates"  # prompt_parent.j2
+STDOUT_TAIL = 500  # characters of a parent program's stdout that the prompt shows (released)
+OMITTED = "\n... [{n} characters omitted from the middle] ...\n"
+
+
+def empty_start() -> EvalResult:
+    """The released code's start for programs without a construction: no program, value 0."""
+    return EvalResult(True, None, 0.0, "empty start", "")
+
+
+def shorten_middle(text: str, limit: int) -> str:
+    """`text` cut to about `limit` characters by removing its middle, with a visible marker;
+    the head (imports, signature) and the tail (the end of the program) both survive."""
+    if len(text) <= limit:
+        return text
+    tail_n = max(limit, 0) // 2
+    head, tail = text[:max(limit, 0) - tail_n], text[len(text) - tail_n:]
+    return head + OMITTED.format(n=len(text) - len(head) - len(tail)) + tail
+
+
+def format_score(value: float | None) -> str:
+    """A raw score as prompts show it: 6 significant digits, large totals as integers."""
+    if value is None:
+        return "none"
+    return f"{value:.0f}" if abs(value) >= 1e5 else f"{value:.6g}"
 
 
 class EnvError(ValueError):
@@ -79,7 +112,12 @@ def downsample(values: list[float], limit: int) -> tuple[list[float], bool]:
 # --- the base class ---
 class Env:
     """Base for envs whose construction is a list of numbers; subclasses set the class fields
-    and `verify`. Envs with other constructions override `parse_construction`."""
+    and `verify`. Envs with other constructions override `parse_construction`.
+
+    A state the search starts from has a solution (what is scored: program source, or the
+    construction text) and, where the env has one, a construction; a program receives its
+    parent's construction as the module global `parent_construction` (None when the parent
+    has none), as the released code hands AC programs their parent's sequence."""
 
     name: str = ""
     title: str = ""               # one line, for listings
@@ -93,8 +131,14 @@ class Env:
     file_keys: tuple[str, ...] = ("sequence", "h_values")  # JSON keys of a construction file
     file_example = "[numbers, ...]"  # its shape, for error messages
     parallel_inside: bool = False  # evaluate() runs its own parallel pool (AtCoder cases)
-    initial_value: float = 1.0    # number-list envs start from this value ...
-    initial_length: int = 20      # ... repeated this many times
+    initial_value: float = 1.0    # the reference start: this value ...
+    initial_length: int = 20      # ... repeated this many times (`initial_solutions`)
+    best_known: float | None = None  # the published best raw score, shown as the target
+    best_known_source: str = ""   # who published it (cited in the env's docstring too)
+    has_construction: bool = True  # programs return a construction (False: AtCoder, TriMul)
+    redraws_initial: bool = False  # initial states get a fresh construction when picked
+    score_name: str = "score"     # the raw score's name in prompts (C5, C1, ...)
+    parent_unit: str = "values"   # what a construction is made of, in prompts
 
     def __init__(self, eval_timeout_s: float = 10.0, seed: int = 0,
                  eval_executor: str = "local"):
@@ -104,8 +148,12 @@ class Env:
 
     @functools.cached_property
     def _templates(self) -> jinja2.Environment:
-        return jinja2.Environment(loader=jinja2.FileSystemLoader(self.template_dir()),
-                                  undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        """The env's own prompt templates, then the shared pieces in harness/templates."""
+        loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(self.template_dir()),
+                                      jinja2.FileSystemLoader(SHARED_TEMPLATES)])
+        return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,
+                                  keep_trailing_newline=True, trim_blocks=True,
+                                  lstrip_blocks=True)
 
     def __getstate__(self) -> dict:  # an env travels to Ray workers: without its templates
         return {k: v for k, v in self.__dict__.items() if k != "_templates"}
@@ -120,12 +168,36 @@ class Env:
         return raw if self.direction == "max" else 1.0 / raw
 
     def initial_solutions(self, action: str) -> list[str]:
-        """The start state: a flat list (number-list envs), as a construction or a program."""
+        """The reference start (benchmarks, tests): a flat list, as a construction or a
+        program. The search starts from `initial_states`."""
         if action == "program":
             return [f"def run(seed: int, budget_s: float) -> list[float]:\n"
                     f'    """A flat start: every value is {self.initial_value}."""\n'
                     f"    return [{self.initial_value}] * {self.initial_length}\n"]
         return [self.canonical([self.initial_value] * self.initial_length)]
+
+    def initial_states(self, action: str, rng: random.Random, n: int) -> list[EvalResult]:
+        """The search's `n` start states (one per group of a step, issue 17 fact 5), drawn
+        from `rng`. Default: programs start empty with value 0 (the released code's start for
+        circle packing, AtCoder and kernels); constructions from the reference start."""
+        if action == "program":
+            return [empty_start() for _ in range(n)]
+        return [self.score(self.initial_solutions(action)[0], action) for _ in range(n)]
+
+    def construction_start(self, values, action: str, program: str = "") -> EvalResult:
+        """A start made of a construction: the construction itself (construction action),
+        or `program` (empty by default) handed it as `parent_construction`, valued by it."""
+        text = self.canonical(values)
+        result = self.score(text, "construction")
+        if not result.valid:
+            raise ValueError(f"{self.name}: an initial construction is invalid: {result.message}")
+        if action == "program":
+            return replace(result, solution=program, construction=text)
+        return replace(result, construction=text)
+
+    def redraw_initial(self, action: str, rng: random.Random) -> EvalResult:
+        """A fresh initial state for a picked one (envs with `redraws_initial`)."""
+        raise NotImplementedError
 
     @classmethod
     def template_dir(cls) -> Path:
@@ -154,28 +226,36 @@ class Env:
         except (TypeError, ValueError):
             raise ValueError("the sequence must be a flat list of numbers") from None
 
+    def construction_value(self, construction: str):
+        """A construction's canonical text -> the value a program gets as `parent_construction`."""
+        return json.loads(construction) if construction else None
+
     def extract(self, completion: str, action: str) -> str:
         """The model's completion -> the solution text to score (raises ValueError)."""
         if action == "program":
             return extract_code(completion)
         return self.canonical(self.decode(self.parse_construction(completion)))
 
-    def construction_of(self, solution: str, action: str) -> list[float]:
+    def construction_of(self, solution: str, action: str, parent_construction: str = ""):
+        """The construction a solution stands for (running a program in the sandbox)."""
         if action == "program":
-            return self.run_program(solution)
+            return self.run_program(solution, parent_construction)[0]
         return self.parse_construction(solution)
 
-    def run_program(self, source: str):
-        """Run `run(seed, budget_s)` in the sandbox; its return value is the construction."""
+    def run_program(self, source: str, parent_construction: str = "") -> tuple[object, str]:
+        """Run `run(seed, budget_s)` in the sandbox, with the parent's construction as the
+        global `parent_construction`; (the construction it returned, its stdout tail)."""
         from harness import sandbox
 
+        if not source.strip():
+            raise ValueError("the program is empty")
         limits = sandbox.Limits(wall_s=self.eval_timeout_s)
-        res = sandbox.call_python(source, "run",
-                                  {"seed": self.seed, "budget_s": self.eval_timeout_s / 2},
-                                  limits)
+        res = sandbox.call_python(
+            source, "run", {"seed": self.seed, "budget_s": self.eval_timeout_s / 2}, limits,
+            {"parent_construction": self.construction_value(parent_construction)})
         if not res.ok:
             raise ValueError(f"program {res.status}: {res.reason}")
-        return self.from_program_value(res.value)
+        return self.from_program_value(res.value), res.stdout[-STDOUT_TAIL:]
 
     def from_program_value(self, value) -> list[float]:
         """The value `run()` returned -> the construction (a flat list of numbers here)."""
@@ -210,10 +290,15 @@ class Env:
             raise ValueError(f'expected JSON {{"{self.file_keys[0]}": {self.file_example}}}')
         return self.canonical(data), "construction"
 
-    def score(self, solution: str, action: str) -> EvalResult:
-        """Score a solution (program source or construction text); never raises for bad input."""
+    def score(self, solution: str, action: str, parent_construction: str = "") -> EvalResult:
+        """Score a solution (program source or construction text); never raises for bad
+        input. A program runs with `parent_construction` (the parent state's) as a global."""
+        stdout = ""
         try:
-            values = self.construction_of(solution, action)
+            if action == "program":
+                values, stdout = self.run_program(solution, parent_construction)
+            else:
+                values = self.parse_construction(solution)
             if not self.min_len <= len(values) <= self.max_len:
                 raise ValueError(f"length {len(values)} outside {self.min_len}..{self.max_len}")
             raw = float(self.verify(values))
@@ -221,33 +306,84 @@ class Env:
                 raise ValueError(f"score is not finite ({raw})")
         except ValueError as err:
             return EvalResult(False, None, 0.0, _one_line(err), solution)
-        return EvalResult(True, raw, self.reward(raw), "ok", solution)
+        construction = self.canonical(values) if action == "program" else solution
+        return EvalResult(True, raw, self.reward(raw), "ok", solution,
+                          construction=construction, stdout=stdout)
 
     def score_output(self, output_text: str, case_text: str) -> EvalResult:
         """Score a program's output on one case (`harness score ENV OUTPUT --input CASE`);
         only envs whose programs read a case from stdin (AtCoder) support it."""
         raise EnvError(f"env {self.name} takes no --input case file")
 
-    def final_check(self, solution: str, action: str) -> EvalResult:
+    def final_check(self, solution: str, action: str, parent_construction: str = ""
+                    ) -> EvalResult:
         """The end-of-run re-verification of the best state (AtCoder: 150 unseen cases)."""
-        return self.score(solution, action)
+        return self.score(solution, action, parent_construction)
 
-    def evaluate(self, completion: str, action: str) -> EvalResult:
+    def evaluate(self, completion: str, action: str, parent_construction: str = ""
+                 ) -> EvalResult:
         """Score a model completion: extract the solution, then score it."""
         try:
             solution = self.extract(completion, action)
         except ValueError as err:
             return EvalResult(False, None, 0.0, _one_line(err), "")
-        return self.score(solution, action)
+        return self.score(solution, action, parent_construction)
 
-    def prompt(self, solution: str, raw_score: float | None, action: str) -> str:
-        """The user message asking the model to improve on a state."""
-        values = self.construction_of(solution, "construction") if action == "construction" \
-            else []
-        shown, sampled = downsample(values, self.prompt_values)
+    # --- prompts ---
+    def prompt(self, solution: str, raw_score: float | None, action: str, *,
+               construction: str = "", history=(), stdout: str = "",
+               shown_chars: int | None = None) -> str:
+        """The user message asking the model to improve on a state (issue 17 fact 6): the
+        statement, the parent (its program, or its construction), its score and its
+        ancestors' scores, the best known value, and a program's stdout tail.
+        `history`: the ancestors' raw scores, parent first. `shown_chars` shortens the shown
+        parent in its middle (never the statement) when the prompt is too long."""
+        shown = self.shown_solution(solution, action)
+        if shown_chars is not None:
+            shown = shorten_middle(shown, shown_chars)
+        parent = self.construction_value(construction) \
+            if action == "program" and self.has_construction else None
         return self._templates.get_template(f"prompt_{action}.j2").render(
-            env=self, solution=solution, raw_score=raw_score, values=format_numbers(shown),
-            n_values=len(values), downsampled=sampled, budget_s=self.eval_timeout_s / 2)
+            env=self, solution=shown, raw_score=raw_score, score=format_score(raw_score),
+            context=self.prompt_context(raw_score, history, stdout, action),
+            parent_size=None if parent is None else len(parent),
+            **{"fence": "python", "budget_s": self.eval_timeout_s / 2,
+               **self.prompt_vars(solution, action)})
+
+    def shown_solution(self, solution: str, action: str) -> str:
+        """The parent as the prompt shows it: a program's source, or the construction
+        (number lists downsampled to `prompt_values` and rounded)."""
+        if action == "program":
+            return solution
+        values = self.parse_construction(solution)
+        shown, sampled = downsample(values, self.prompt_values)
+        note = f" (downsampled from {len(values)} values)" if sampled else ""
+        return format_numbers(shown) + note
+
+    def prompt_vars(self, solution: str, action: str) -> dict:
+        """Extra template variables of an env's prompt (n_values for number lists; fence and
+        budget_s may be overridden)."""
+        if action == "program" or not solution:
+            return {"n_values": 0}
+        return {"n_values": len(self.parse_construction(solution))}
+
+    def prompt_context(self, raw_score: float | None, history, stdout: str,
+                       action: str) -> str:
+        """The lines every prompt shares, in one place: score history, target, stdout tail."""
+        better = "lower" if self.direction == "min" else "higher"
+        lines = []
+        if raw_score is not None and history:
+            chain = [format_score(v) for v in reversed(list(history)) if v is not None]
+            chain.append(format_score(raw_score))
+            lines.append(f"Score history of this line of solutions (before -> after): "
+                         f"{' -> '.join(chain)} (the current one).")
+        if self.best_known is not None:
+            lines.append(f"The best known {self.objective} is {format_score(self.best_known)} "
+                         f"({self.best_known_source}); {better} is better. Try to beat it.")
+        if action == "program" and stdout.strip():
+            lines.append(f"The current program's output (last {STDOUT_TAIL} characters):\n"
+                         f"```\n{stdout[-STDOUT_TAIL:].strip()}\n```")
+        return "\n".join(lines)
 
 
 def _one_line(err: Exception) -> str:
@@ -274,6 +410,16 @@ def env_class(name: str) -> type[Env]:
         raise EnvError(f"unknown env {name!r}; available: {', '.join(ENVS)}")
     module, _, cls = ENVS[name].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def env_kwargs(cfg: Config) -> dict:
+    """The constructor arguments of `cfg.env` taken from the config: the evaluation settings,
+    and `n_cases` (from `atcoder_cases`) only for envs that take it (the AtCoder ones)."""
+    kwargs = dict(eval_timeout_s=cfg.eval_timeout_s, seed=cfg.seed,
+                  eval_executor=cfg.eval_executor)
+    if "n_cases" in inspect.signature(env_class(cfg.env)).parameters:
+        kwargs["n_cases"] = cfg.atcoder_cases
+    return kwargs
 
 
 def make_env(name: str, **kwargs) -> Env:

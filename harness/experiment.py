@@ -27,6 +27,7 @@ from pathlib import Path
 import jinja2
 
 from harness import records
+from harness.config import Config
 from harness.env import make_env
 from harness.executors import ExecutorSpec, run_jobs
 from harness.planner import Plan, make_plan, validate_plan
@@ -60,6 +61,44 @@ def create_experiment(request: str, *, root: Path, budget: str | None = None,
     (folder / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
     (folder / "experiment.py").write_text(render_script(plan))
     return folder
+
+
+def hyperparameters(cfg: Config) -> dict[str, str]:
+    """The knobs that define the released configuration, as label -> value text."""
+    return {
+        "steps": str(cfg.steps), "groups": str(cfg.groups_per_step),
+        "group size": str(cfg.group_size), "lr": f"{cfg.learning_rate:g}",
+        "LoRA rank": str(cfg.lora_rank),
+        "Adam": f"({cfg.adam_beta1:g}, {cfg.adam_beta2:g}, {cfg.adam_eps:g})",
+        "clipping": f"{cfg.max_grad_norm:g}" if cfg.max_grad_norm > 0 else "none",
+        "kl_coef": f"{cfg.kl_coef:g}", "temperature": f"{cfg.temperature:g}",
+        "max_new_tokens": str(cfg.max_new_tokens), "eval_timeout_s": f"{cfg.eval_timeout_s:g}",
+        "atcoder_cases": str(cfg.atcoder_cases), "reasoning": cfg.reasoning,
+    }
+
+
+def plan_cost(folder: Path) -> str:
+    """What `--dry-run` prints about the plan in `folder`: per arm, the rollouts of one step
+    and of the run, a bound on the tokens of one step, and its hyperparameters (marked where
+    they are not the released ones, which are the Config defaults)."""
+    plan = validate_plan(json.loads((Path(folder) / "plan.json").read_text()))
+    released = hyperparameters(Config())
+    lines = [f"{plan.request}: {len(plan.arms)} arm(s) x {len(plan.seeds)} seed(s), budget "
+             f"{plan.budget}, {plan.rollouts_total:,} rollouts in all ({plan.planner} planner)"]
+    for arm in plan.arms:
+        cfg = plan.config(arm.name, plan.seeds[0])
+        per_step, per_sequence = cfg.rollouts_per_step, cfg.prompt_max_tokens + cfg.max_new_tokens
+        lines += [
+            f"arm {arm.name}" + (" (baseline)" if arm.name == plan.baseline else "") +
+            f": {cfg.groups_per_step} groups x {cfg.group_size} = {per_step} rollouts per step, "
+            f"{per_step * cfg.steps:,} per seed over {cfg.steps} steps",
+            f"  tokens per step <= {per_step * per_sequence:,} (a bound: {per_step} rollouts x "
+            f"({cfg.prompt_max_tokens} prompt + {cfg.max_new_tokens} new tokens); at run time "
+            "new tokens are also capped by the model's context)",
+            "  settings: " + ", ".join(
+                f"{k} {v}" + ("" if v == released[k] else f" (released {released[k]})")
+                for k, v in hyperparameters(cfg).items())]
+    return "\n".join(lines)
 
 
 def slugify(text: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from harness.config import Config, ConfigError, field_names
+from harness.config import SCALED_DOWN_EVAL, Config, ConfigError, field_names
 from harness.env import ENVS, env_class
 
 
@@ -42,14 +42,17 @@ class Budget:
 # 144 rollouts (3 arms x 4 steps x 2 groups x 6) is about 15 minutes.
 EXPERIMENT_BUDGETS: dict[str, Budget] = {
     "smoke": Budget(dict(steps=2, groups_per_step=1, group_size=4, max_new_tokens=16,
-                         lora_rank=4, learning_rate=1e-3), seeds=1, max_arms=4,
-                    max_rollouts=64, grid=3),
+                         lora_rank=4, learning_rate=1e-3, **SCALED_DOWN_EVAL), seeds=1,
+                    max_arms=4, max_rollouts=64, grid=3),
     # lr 1e-3: in 4-6 steps it is what lets the policy learn the action format (same seeds,
     # erdos, smollm2: valid 83.7% vs 72.9% without training; at 1e-4 training changed little)
     "small": Budget(dict(steps=4, groups_per_step=2, group_size=6, max_new_tokens=160,
-                         learning_rate=1e-3), seeds=1, max_arms=4, max_rollouts=144, grid=3),
-    "medium": Budget(dict(steps=10, groups_per_step=4, group_size=8, max_new_tokens=512),
+                         learning_rate=1e-3, **SCALED_DOWN_EVAL), seeds=1, max_arms=4,
+                    max_rollouts=144, grid=3),
+    "medium": Budget(dict(steps=10, groups_per_step=4, group_size=8, max_new_tokens=512,
+                          **SCALED_DOWN_EVAL),
                      seeds=3, max_arms=8, max_rollouts=8 * 3 * 10 * 32, grid=5),
+    # the released configuration (the Config defaults): 50 steps of 64 groups x 8 rollouts
     "paper": Budget(dict(), seeds=3, max_arms=8, max_rollouts=8 * 3 * 50 * 512, grid=5),
 }
 MIN_STEPS = 2  # one update and one step that samples from the updated policy
@@ -152,10 +155,20 @@ def validate_plan(data: dict) -> Plan:
         raise PlanError(f"baseline {data['baseline']!r} is not one of the arms")
     plan = Plan(data["request"], data["goal"], data["hypothesis"], data["env"], tuple(arms),
                 data["baseline"], tuple(seeds), data["budget"], data["model"],
-                str(data["device"]), data["planner"], dict(data["settings"]),
+                str(data["device"]), data["planner"],
+                _with_scaled_down_eval(data["budget"], data["settings"]),
                 str(data.get("based_on", "")), str(data.get("difference", "")))
     _check_budget(plan)
     return plan
+
+
+def _with_scaled_down_eval(budget: str, settings: dict) -> dict:
+    """Plans written before the released evaluation settings became the Config defaults ran
+    with a 10 s program budget and 8 AtCoder cases without saying so: a scaled-down budget's
+    plan that lacks them gets its budget's back, so a resumed run evaluates as it began."""
+    kept = {k: v for k, v in EXPERIMENT_BUDGETS[budget].settings.items()
+            if k in SCALED_DOWN_EVAL}
+    return {**kept, **settings}
 
 
 def _check_arms(arms, settings) -> list[Arm]:

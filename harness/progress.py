@@ -12,6 +12,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from harness.env import format_score
+
 
 class StepProgress:
     """A rich progress bar over steps; a no-op when disabled (tests, piped output)."""
@@ -37,5 +39,5 @@ class StepProgress:
         self.progress.stop()
 
     def update(self, step: int, row: dict) -> None:
-        self.progress.update(self.task, completed=step + 1, best=f"{row['score/best']:.6g}",
+        self.progress.update(self.task, completed=step + 1, best=format_score(row["score/best"]),
                              valid=f"{row['valid_frac']:.0%}", rps=f"{row['rollouts_per_s']:.2f}")

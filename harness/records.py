@@ -21,7 +21,7 @@ STEP_COLUMNS = [
     "arm", "seed", "step", "reward/max", "reward/mean", "score/best", "score/step_best",
     "valid_frac", "beta/mean", "loss", "kl", "grad_norm", "tokens/generated", "tokens/train",
     "time/select_s", "time/sample_s", "time/eval_s", "time/train_s", "time/step_s",
-    "rollouts_per_s", "buffer/size",
+    "rollouts_per_s", "buffer/size", "prompts/shortened", "kl/base",
 ]
 ROLLOUT_COLUMNS = [
     "arm", "seed", "step", "group", "parent_id", "child_id", "raw_score", "reward", "valid",
@@ -40,6 +40,24 @@ class CsvLog:
         if not path.exists() or path.stat().st_size == 0:
             with path.open("w", newline="") as f:
                 csv.writer(f).writerow(columns)
+        elif self._header() != columns:
+            self._rewrite(self._rows())  # a folder from an older version: add the new columns
+
+    def _header(self) -> list[str]:
+        with self.path.open(newline="") as f:
+            return next(csv.reader(f), [])
+
+    def _rows(self) -> list[dict]:
+        with self.path.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(self.path)
 
     def append(self, rows: list[dict]) -> None:
         with self.path.open("a", newline="") as f:
@@ -49,16 +67,8 @@ class CsvLog:
 
     def drop_steps_from(self, step: int, arm: str, seed: int) -> None:
         """Remove this arm/seed's rows with step >= `step` (left over from a killed run)."""
-        with self.path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        keep = [r for r in rows
-                if not (r["arm"] == arm and r["seed"] == str(seed) and int(r["step"]) >= step)]
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, self.columns)
-            writer.writeheader()
-            writer.writerows(keep)
-        tmp.replace(self.path)
+        self._rewrite([r for r in self._rows() if not (
+            r["arm"] == arm and r["seed"] == str(seed) and int(r["step"]) >= step)])
 
 
 def write_buffer_csv(path: Path, buffer, arm: str, seed: int) -> None:

@@ -190,6 +190,14 @@ def failures(rollouts: pd.DataFrame, top: int = 5) -> list[dict]:
             for m, n in counts.items()]
 
 
+def shortened_prompts(steps: pd.DataFrame, rollouts: pd.DataFrame) -> tuple[int, int]:
+    """(prompts whose shown parent was shortened in the middle to fit, prompts in all)."""
+    if "prompts/shortened" not in steps or steps.empty:
+        return 0, 0
+    total = len(rollouts.drop_duplicates(["arm", "seed", "step", "group"]))
+    return int(steps["prompts/shortened"].fillna(0).sum()), total
+
+
 def code_span(text: str) -> str:
     """`text` as a markdown code span, whatever backticks it holds."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
@@ -239,6 +247,7 @@ def write_report(folder: Path) -> Path:
         "figures": [(t, p.relative_to(folder).as_posix()) for t, p in drawn if p],
         "valid_steps": valid_by_step(rec.steps, arms), "failures": failures(rec.rollouts),
         "valid_all": valid_all, "rollouts_n": rollouts_n,
+        "shortened": shortened_prompts(rec.steps, rec.rollouts),
         "weak": weak, "code": code_span,
         "findings": findings(summary, plan["baseline"], direction, start),
         "unknowns": unknowns(summary, plan),

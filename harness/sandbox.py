@@ -524,10 +524,15 @@ def _compile_cpp(source: str) -> tuple[Path | None, SandboxResult | None]:
     return binary, None
 
 
-def call_python(source: str, entry: str, kwargs: dict, limits: Limits = Limits()) -> SandboxResult:
-    """Import `source` in the sandbox, call `entry(**kwargs)`, return its JSON value."""
+def call_python(source: str, entry: str, kwargs: dict, limits: Limits = Limits(),
+                module_globals: dict | None = None) -> SandboxResult:
+    """Import `source` in the sandbox, call `entry(**kwargs)`, return its JSON value.
+
+    `module_globals` (JSON values) are set in the candidate's module before it runs, e.g. the
+    parent state's construction that a program may start from."""
     nonce = secrets.token_hex(16).encode()
-    stdin = nonce + b"\n" + json.dumps(kwargs).encode()  # TypeError here is the caller's bug
+    payload = {"kwargs": kwargs, "globals": module_globals or {}}
+    stdin = nonce + b"\n" + json.dumps(payload).encode()  # TypeError here is the caller's bug
     with _workdir() as workdir, tempfile.TemporaryFile() as result_f:
         Path(workdir, "candidate.py").write_text(source)
         fd = result_f.fileno()

@@ -128,11 +128,12 @@ def _last_line(exc: BaseException) -> str:
     return traceback.format_exception_only(type(exc), exc)[-1].strip()
 
 
-def call_candidate(entry: str, kwargs: dict) -> dict:
+def call_candidate(entry: str, kwargs: dict, module_globals: dict | None = None) -> dict:
     """{"value": v} | {"error": one line} | {"bad": one line}. SystemExit is not caught."""
     try:
         spec = importlib.util.spec_from_file_location("candidate", "candidate.py")
         module = importlib.util.module_from_spec(spec)
+        module.__dict__.update(module_globals or {})
         sys.modules["candidate"] = module
         spec.loader.exec_module(module)
         fn = getattr(module, entry, None)
@@ -156,7 +157,8 @@ def call(spec: dict) -> int:
     result_fd = spec["result_fd"]
     os.set_inheritable(result_fd, False)
     sys.dont_write_bytecode = True
-    outcome = call_candidate(spec["entry"], json.loads(kwargs_json))
+    payload = json.loads(kwargs_json)
+    outcome = call_candidate(spec["entry"], payload["kwargs"], payload["globals"])
     line = nonce + b" " + json.dumps(outcome).encode() + b"\n"
     while line:
         line = line[os.write(result_fd, line):]

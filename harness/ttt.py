@@ -19,9 +19,10 @@ import torch
 from harness import records
 from harness.buffer import Buffer
 from harness.config import Config
-from harness.env import Env, EvalResult, make_env
+from harness.env import Env, EvalResult, env_kwargs, make_env
 from harness.model import EMBEDDED_MODELS, Policy, add_lora, default_device, load_policy
 from harness.objective import group_advantages
+from harness.prompts import fit_prompt
 from harness.sampling import Rollout, sample
 from harness.train import make_optimizer, policy_gradient_step
 
@@ -63,23 +64,23 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
     from harness.progress import StepProgress
 
     run_dir = Path(run_dir)
-    env = make_env(cfg.env, eval_timeout_s=cfg.eval_timeout_s, seed=cfg.seed,
-                   eval_executor=cfg.eval_executor)
+    env = make_env(cfg.env, **env_kwargs(cfg))
     action = resolve_action(cfg, env)
     device = cfg.device or default_device()
     ckpt = checkpoint_path(run_dir, arm, cfg.seed)
     seed_everything(cfg.seed)
     policy = policy or load_policy(cfg.model, device)
     add_lora(policy, cfg.lora_rank, cfg.lora_alpha)
-    optimizer = make_optimizer(policy, cfg.learning_rate)
-    buffer = Buffer(cfg.group_size, cfg.c_puct, cfg.topk_children, cfg.buffer_size,
-                    cfg.epsilon, cfg.seed)
+    optimizer = make_optimizer(policy, cfg.learning_rate, (cfg.adam_beta1, cfg.adam_beta2),
+                               cfg.adam_eps)
+    buffer = Buffer(cfg.c_puct, cfg.topk_children, cfg.buffer_size, cfg.epsilon, cfg.seed,
+                    cfg.puct_divisor, cfg.q_ancestors)
     data_dir = Path(data_dir) if data_dir is not None else run_dir / "data"
     steps_log = records.CsvLog(data_dir / "steps.csv", records.STEP_COLUMNS)
     rollouts_log = records.CsvLog(data_dir / "rollouts.csv", records.ROLLOUT_COLUMNS)
     start_step = load_checkpoint(ckpt, policy, optimizer, buffer) if resume else 0
     if start_step == 0:
-        add_initial_states(env, action, buffer)
+        add_initial_states(env, action, buffer, cfg.groups_per_step)
     for log in (steps_log, rollouts_log):
         log.drop_steps_from(start_step, arm, cfg.seed)  # rows of a step that never checkpointed
 
@@ -92,15 +93,18 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
             t0 = time.perf_counter()
             # --- select start states ---
             starts = buffer.select(cfg.sampler, cfg.groups_per_step)
-            prompts = [env.prompt(s.solution, s.raw_score, action) for s in starts]
+            redraw_initial_starts(env, action, buffer, starts)
+            prompts, shortened = build_prompts(cfg, env, action, policy, starts)
             t_select = time.perf_counter()
             # --- sample ---
             rollouts = sample(policy, prompts, cfg.group_size, cfg.max_new_tokens,
-                              cfg.temperature, cfg.prompt_max_tokens, env.answer_prefix(action),
-                              fast_sampler=cfg.fast_sampler)
+                              cfg.temperature, env.answer_prefix(action),
+                              batch_size=cfg.sample_batch_size, fast_sampler=cfg.fast_sampler,
+                              reasoning=cfg.reasoning)
             t_sample = time.perf_counter()
             # --- evaluate ---
-            results = pool.map(lambda r: env.evaluate(r.text, action), rollouts)
+            jobs = [(r.text, starts[r.group].construction) for r in rollouts]
+            results = pool.map(lambda job: env.evaluate(job[0], action, job[1]), jobs)
             t_eval = time.perf_counter()
             # --- buffer update ---
             child_ids = update_buffer(buffer, starts, rollouts, results, step)
@@ -109,13 +113,16 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
             # --- policy update ---
             stats = {"loss": 0.0, "kl": 0.0, "grad_norm": 0.0, "tokens/train": 0}
             if cfg.updates_policy:
-                stats = policy_gradient_step(policy, optimizer, rollouts, advantages)
+                stats = policy_gradient_step(policy, optimizer, rollouts, advantages,
+                                             cfg.train_micro_batch, cfg.max_grad_norm,
+                                             cfg.kl_coef)
             t_train = time.perf_counter()
             # --- record ---
             times = {"time/select_s": t_select - t0, "time/sample_s": t_sample - t_select,
                      "time/eval_s": t_eval - t_sample, "time/train_s": t_train - t_eval,
                      "time/step_s": t_train - t0}
             row = step_row(cfg, arm, step, env, buffer, rollouts, results, betas, stats, times)
+            row["prompts/shortened"] = sum(shortened)
             steps_log.append([row])
             rollouts_log.append(rollout_rows(cfg, arm, step, starts, rollouts, results,
                                              advantages, child_ids))
@@ -128,26 +135,47 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
 
 
 # --- stages ---
-def add_initial_states(env: Env, action: str, buffer: Buffer) -> None:
-    for solution in env.initial_solutions(action):
-        result = env.score(solution, action)
+def add_initial_states(env: Env, action: str, buffer: Buffer, n: int) -> None:
+    """One initial state per group of a step, drawn from the buffer's seeded generator."""
+    for result in env.initial_states(action, buffer.rng, n):
         if not result.valid:
             raise RuntimeError(f"{env.name}: initial state is invalid: {result.message}")
-        buffer.add_initial(result.solution, result.raw_score, result.reward)
+        buffer.add_initial(result.solution, result.raw_score, result.reward,
+                           result.construction, result.stdout)
+
+
+def redraw_initial_starts(env: Env, action: str, buffer: Buffer, starts) -> None:
+    """Envs whose initial states are redrawn when picked (AC: a fresh constant sequence)
+    get them here, in place, as the released sampler does."""
+    if not env.redraws_initial:
+        return
+    for state in {s.id: s for s in starts if s.is_initial}.values():
+        fresh = env.redraw_initial(action, buffer.rng)
+        state.solution, state.construction = fresh.solution, fresh.construction
+        state.raw_score, state.reward = fresh.raw_score, fresh.reward
+
+
+def build_prompts(cfg: Config, env: Env, action: str, policy: Policy, starts
+                  ) -> tuple[list[str], list[bool]]:
+    """Each start state's prompt, fitted to `prompt_max_tokens` (see harness/prompts.py)."""
+    def count(text: str) -> int:
+        return len(policy.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    fitted = [fit_prompt(env, s, action, cfg.prompt_max_tokens, cfg.prompt_history, count)
+              for s in starts]
+    return [text for text, _ in fitted], [cut for _, cut in fitted]
 
 
 def update_buffer(buffer: Buffer, starts, rollouts: list[Rollout], results: list[EvalResult],
                   step: int) -> list[int | None]:
-    """Record each group's children under its start state; returns the child id per rollout."""
-    child_ids: list[int | None] = [None] * len(rollouts)
-    for g, start in enumerate(starts):
-        members = [i for i, r in enumerate(rollouts) if r.group == g]
-        children = [(results[i].solution, results[i].raw_score, results[i].reward,
-                     results[i].valid) for i in members]
-        for i, cid in zip(members, buffer.record_group(start.id, children, step), strict=True):
-            child_ids[i] = cid
-    buffer.trim()
-    return child_ids
+    """Record every rollout under its start state as it was scored, then keep the top
+    children per parent (harness/buffer.py); returns the new state id per rollout."""
+    child_ids = [buffer.record_rollout(starts[r.group].id, res.valid, res.solution,
+                                       res.raw_score, res.reward, step, res.construction,
+                                       res.stdout)
+                 for r, res in zip(rollouts, results, strict=True)]
+    buffer.end_step()
+    return [cid if cid in buffer.states else None for cid in child_ids]
 
 
 def compute_advantages(cfg: Config, rollouts: list[Rollout],
@@ -248,12 +276,20 @@ def save_outputs(run_dir: Path, data_dir: Path, env: Env, action: str, policy: P
     records.write_buffer_csv(data_dir / "buffer.csv", buffer, arm, seed)
     policy.model.save_pretrained(run_dir / "adapter" / f"{arm}-s{seed}")
     best = buffer.best()
-    check = env.final_check(best.solution, action)  # re-verify: the file must stand alone
+    parent = buffer.states.get(best.parent_id)  # a program ran with its parent's construction
+    if best.solution or not best.construction:
+        check = env.final_check(best.solution, action, parent.construction if parent else "")
+    else:  # an empty start that nothing beat: its construction is what there is to check
+        check = env.final_check(best.construction, "construction")
     folder = run_dir / "best"
     folder.mkdir(exist_ok=True)
     stem = f"{arm}-s{seed}"
-    suffix, text = env.export(best.solution, action)
-    (folder / f"{stem}{suffix}").write_text(text)
+    if best.solution:  # an empty start that nothing beat leaves only its score.json
+        suffix, text = env.export(best.solution, action)
+        (folder / f"{stem}{suffix}").write_text(text)
+    if action == "program" and best.construction:  # its construction stands alone too
+        suffix, text = env.export(best.construction, "construction")
+        (folder / f"{stem}{suffix}").write_text(text)
     (folder / f"{stem}.score.json").write_text(json.dumps({
         "env": env.name, "action": action, "direction": env.direction,
         "raw_score": best.raw_score, "reward": best.reward, "state_id": best.id,

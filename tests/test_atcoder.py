@@ -349,7 +349,8 @@ def test_the_prompt_shows_the_task_limits_program_and_score(name):
     text = env.prompt(program, 1234.0, "program")
     assert "2 s of CPU time" in text and "```cpp\n" + program in text
     assert "1234 in total over 4 cases" in text
-    assert "invalid" in env.prompt(program, None, "program")
+    empty = env.prompt("", None, "program")
+    assert "There is no program yet" in empty and "```cpp\n" not in empty
 
 
 # --- harness score ---

@@ -1,6 +1,7 @@
 """The command line end to end through click's CliRunner."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -94,3 +95,26 @@ def test_install_commands_into_an_unwritable_place_is_one_line(tmp_path):
     result = run("install-commands", str(blocker / "sub"))
     assert result.exit_code == 1 and "cannot install into" in result.output
     assert "Traceback" not in result.output
+
+
+def test_dry_run_of_the_paper_budget_prints_the_released_configuration(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    result = run("experiment", "run erdos", "--budget", "paper", "--dry-run")
+    assert result.exit_code == 0, result.output
+    cost = result.stderr
+    for text in ("64 groups x 8 = 512 rollouts per step", "25,600 per seed over 50 steps",
+                 "tokens per step <= 16,457,728 (a bound", "steps 50,", "lr 4e-05,",
+                 "LoRA rank 32,", "Adam (0.9, 0.95, 1e-08),", "clipping none,", "kl_coef 0,",
+                 "temperature 1,", "max_new_tokens 26000,", "eval_timeout_s 1000,",
+                 "atcoder_cases 150,", "reasoning auto"):
+        assert text in cost, text
+    assert "(released" not in cost  # nothing differs from the released configuration
+    assert (Path(result.stdout.strip()) / "plan.json").exists()  # stdout: the folder alone
+
+
+def test_dry_run_of_a_small_budget_marks_what_differs_from_the_released_one(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    result = run("experiment", "run erdos", "--budget", "small", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "eval_timeout_s 10 (released 1000)" in result.stderr
+    assert "clipping none," in result.stderr and "LoRA rank 32," in result.stderr

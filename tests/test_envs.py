@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from envs.erdos.verifier import erdos_c5, scale_and_cap
 from envs.toy.env import distinct_letters
-from harness.env import EnvError, extract_code, make_env, parse_number_list
+from harness.env import STDOUT_TAIL, EnvError, extract_code, make_env, parse_number_list
 
 SHARED_ERDOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "erdos" / \
     "ttt_erdos_sequence.json"
@@ -111,7 +112,7 @@ def test_erdos_prompt_shows_the_state_and_its_score():
     env = make_env("erdos")
     [solution] = env.initial_solutions("construction")
     text = env.prompt(solution, 0.5, "construction")
-    assert "0.5000" in text and "20 non-negative numbers" in text
+    assert "Its score is 0.5;" in text and "20 non-negative numbers" in text
     program = env.initial_solutions("program")[0]
     assert "def run" in env.prompt(program, 0.5, "program")
 
@@ -165,3 +166,69 @@ def test_unknown_env_lists_the_available_ones():
 def test_unsupported_action_is_refused():
     with pytest.raises(EnvError, match="supports actions"):
         make_env("erdos").check_action("telepathy")
+
+
+# --- diverse initial states (issue 17 fact 5) ---
+def test_erdos_initial_states_follow_the_released_random_start():
+    env = make_env("erdos")
+    starts = env.initial_states("construction", random.Random(0), 64)
+    lengths = [len(json.loads(s.solution)) for s in starts]
+    assert len(starts) == 64 and all(40 <= n < 100 for n in lengths) and len(set(lengths)) > 10
+    for s in starts:
+        h = np.array(json.loads(s.solution))
+        assert s.valid and np.mean(h) == pytest.approx(0.5) and 0 < h.min() < h.max() < 1
+    assert len({s.solution for s in starts}) == 64
+
+
+def test_initial_states_are_drawn_from_the_seed_alone():
+    env = make_env("erdos")
+    first = [s.solution for s in env.initial_states("construction", random.Random(7), 4)]
+    again = [s.solution for s in env.initial_states("construction", random.Random(7), 4)]
+    other = [s.solution for s in env.initial_states("construction", random.Random(8), 4)]
+    assert first == again != other
+
+
+def test_erdos_program_starts_are_empty_programs_holding_a_construction():
+    env = make_env("erdos")
+    [start] = env.initial_states("program", random.Random(0), 1)
+    assert start.solution == "" and start.valid
+    assert env.score(start.construction, "construction").raw_score == start.raw_score
+
+
+@pytest.mark.parametrize("name", ["ac1", "ac2"])
+def test_ac_starts_are_constant_sequences_of_1000_to_8000_redrawn_when_picked(name):
+    env = make_env(name)
+    assert env.redraws_initial
+    rng = random.Random(0)
+    starts = [env.redraw_initial("program", rng) for _ in range(5)]
+    for s in starts:
+        values = json.loads(s.construction)
+        assert 1000 <= len(values) < 8000 and len(set(values)) == 1
+        assert "parent_construction" in s.solution
+    assert len({s.construction for s in starts}) == 5
+
+
+@pytest.mark.parametrize("name", ["cp26", "ahc039", "toy"])
+def test_programs_without_a_released_start_begin_empty_with_value_0(name):
+    env = make_env(name)
+    starts = env.initial_states("program", random.Random(0), 3)
+    assert [(s.solution, s.raw_score, s.reward) for s in starts] == [("", None, 0.0)] * 3
+
+
+# --- programs get their parent's construction and leave their stdout ---
+def test_a_program_receives_its_parents_construction_and_its_stdout_is_kept():
+    env = make_env("erdos", eval_timeout_s=20)
+    parent = json.dumps([0.25, 0.75] * 10)
+    program = ("def run(seed, budget_s):\n    print('x' * 600 + 'END')\n"
+               "    return [1 - v for v in parent_construction]\n")
+    result = env.score(program, "program", parent)
+    assert result.valid, result.message
+    assert json.loads(result.construction) == [0.75, 0.25] * 10
+    assert result.stdout.endswith("END\n") and len(result.stdout) == STDOUT_TAIL
+
+
+def test_without_a_parent_the_global_is_none():
+    env = make_env("erdos", eval_timeout_s=20)
+    program = ("def run(seed, budget_s):\n"
+               "    return [0.5] * 8 if parent_construction is None else []\n")
+    assert env.score(program, "program").valid

@@ -131,7 +131,7 @@ def test_reports_lists_experiments_newest_first_and_index_has_a_row_each(smoke, 
     planned = run("experiment", "run toy", "--budget", "smoke", "--model", "tiny", "--dry-run")
     assert planned.exit_code == 0, planned.output
     lines = run("reports").output.strip().splitlines()
-    assert lines[0].startswith(Path(planned.output.strip()).name) and "planned" in lines[0]
+    assert lines[0].startswith(Path(planned.stdout.strip()).name) and "planned" in lines[0]
     assert lines[1].startswith(smoke.name) and "complete" in lines[1]
     assert "(higher is better)" in lines[1]
     run("report", str(smoke))  # INDEX.md is rebuilt from every folder
@@ -143,7 +143,7 @@ def test_dry_run_writes_the_folder_plan_and_script_only(reports_in_tmp, monkeypa
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     result = run("experiment", "tune entropic temperature on erdos", "--dry-run")
     assert result.exit_code == 0, result.output
-    folder = Path(result.output.strip())
+    folder = Path(result.stdout.strip())  # stdout is the folder alone; the cost is on stderr
     assert sorted(p.name for p in folder.iterdir()) == ["experiment.py", "plan.json"]
     plan = json.loads((folder / "plan.json").read_text())
     assert plan["budget"] == "small" and plan["model"] == "smollm2"  # the CPU defaults
@@ -166,7 +166,7 @@ def test_a_claude_fallback_is_recorded_in_plan_json(reports_in_tmp, claude):
         claude.reply_overloaded()
     result = run("experiment", "run toy", "--budget", "smoke", "--dry-run")
     assert result.exit_code == 0, result.output
-    plan = json.loads((Path(result.output.strip()) / "plan.json").read_text())
+    plan = json.loads((Path(result.stdout.strip()) / "plan.json").read_text())
     assert plan["planner"].startswith("offline (claude fallback: OverloadedError")
 
 

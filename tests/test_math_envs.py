@@ -12,7 +12,7 @@ from envs.ac2.verifier import ac2_bound, ratio_of_autoconvolution
 from envs.circle_packing.env import grid_packing, shown_circles
 from envs.circle_packing.verifier import TOLERANCE, check_packing, sum_of_radii
 from harness.cli import main
-from harness.env import make_env
+from harness.env import format_score, make_env
 
 
 def direct_autoconvolution(a):
@@ -222,7 +222,7 @@ def test_initial_states_are_valid_and_their_prompts_show_them(name, action):
     result = env.score(solution, action)
     assert result.valid, result.message
     text = env.prompt(solution, result.raw_score, action)
-    assert f"{result.raw_score:.{4 if action == 'construction' else 6}f}" in text
+    assert format_score(result.raw_score) in text
     assert ("def run" in text) == (action == "program")
     if action == "program":
         assert "numpy and scipy" in text and "10 seconds" in text

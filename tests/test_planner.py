@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from harness.config import Config
 from harness.env import ENVS
 from harness.offline_planner import offline_plan
 from harness.planner import EXPERIMENT_BUDGETS, PlanError, make_plan, validate_plan
@@ -174,3 +175,23 @@ def test_an_overloaded_api_falls_back_to_the_offline_planner(claude):
 def test_without_an_api_key_the_offline_planner_is_used(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     assert make_plan("run toy", "smoke", "tiny", None, "cpu").planner == "offline"
+
+
+@pytest.mark.parametrize("budget", ["smoke", "small", "medium"])
+def test_scaled_down_experiment_budgets_keep_cpu_sized_evaluation(budget):
+    p = plan("run erdos", budget=budget)
+    cfg = p.config(p.baseline, 0)
+    assert (cfg.eval_timeout_s, cfg.atcoder_cases, cfg.max_grad_norm) == (10.0, 8, 0.0)
+
+
+def test_a_paper_plan_runs_the_released_configuration():
+    p = plan("run ahc039", budget="paper")
+    assert p.config(p.baseline, 0).replace(env="erdos", model="smollm2", device="") == \
+        Config()
+
+
+def test_an_older_small_plan_without_evaluation_settings_keeps_the_cpu_sized_ones():
+    older = plan("run erdos").to_dict()
+    del older["settings"]["eval_timeout_s"], older["settings"]["atcoder_cases"]
+    cfg = validate_plan(older).config("full", 0)
+    assert (cfg.eval_timeout_s, cfg.atcoder_cases) == (10.0, 8)

@@ -259,7 +259,7 @@ class CpuTriMul(TriMulEnv):
 
 def test_prompt_shows_the_program_its_runtime_and_the_rules():
     env = CpuTriMul()
-    prompt = env.prompt(env.initial_solutions()[0], 1234.5)
+    prompt = env.prompt(env.initial_solutions()[0], 1234.5, "program")
     assert "def custom_kernel" in prompt and "1234.5 µs" in prompt
     assert "Triton" in prompt and "300 seconds" in prompt and "N1024" in prompt
     assert env.reward(1000.0) == pytest.approx(1.0)

@@ -8,8 +8,12 @@ One env class per size (`cp26`, `cp32`) on a shared base. Raw score: the sum of 
 - `program`: `run(seed, budget_s)` returns the triples (a list, an (n, 3) array, or
   {"circles": ...}).
 Stored solutions and `harness score` files are JSON: {"circles": [[x, y, r], ...]}.
-The initial state is a k x k grid (k = ceil(sqrt(n))) filled row by row with circles of
-radius 1/(2k) (sum 26/12 for 26 circles, 32/12 for 32).
+Initial states: with program actions, the released code's start, an empty program with value
+0 (one per group); with construction actions (a project addition for small models, which
+cannot write 26 circles from nothing) a k x k grid (k = ceil(sqrt(n))) filled row by row with
+circles of radius 1/(2k) (sum 26/12 for 26 circles, 32/12 for 32), also `initial_solutions`.
+Best known: sums 2.635 (26 circles) and 2.937 (32), AlphaEvolve (Novikov et al. 2025,
+arXiv 2506.13131), matched but not beaten by TTT-Discover (arXiv 2601.16175).
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class CirclePackingEnv(Env):
     answer_prefixes: dict[str, str] = {}  # the answer is lines of `x y r`, not a bracketed list
     file_keys = ("circles",)  # `harness score` files: {"circles": [[x, y, r], ...]}
     file_example = "[[x, y, r], ...]"
+    parent_unit = "circles"
+    score_name = "sum of radii"
 
     def verify(self, values: list[list[float]]) -> float:
         return sum_of_radii(values, self.n_circles)
@@ -93,20 +99,23 @@ class CirclePackingEnv(Env):
 ''']
         return [self.canonical(grid_packing(self.n_circles))]
 
-    def prompt(self, solution: str, raw_score: float | None, action: str) -> str:
-        circles = self.construction_of(solution, action) if action == "construction" else []
-        return self._templates.get_template(f"prompt_{action}.j2").render(
-            env=self, solution=solution, raw_score=raw_score, circles=shown_circles(circles),
-            budget_s=self.eval_timeout_s / 2)
+    def shown_solution(self, solution: str, action: str) -> str:
+        if action == "program":
+            return solution
+        return shown_circles(self.parse_construction(solution))
 
 
 class CP26Env(CirclePackingEnv):
     name = "cp26"
     title = "Circle packing: 26 circles in the unit square"
     n_circles = 26
+    best_known = 2.635
+    best_known_source = "AlphaEvolve, 2025"
 
 
 class CP32Env(CirclePackingEnv):
     name = "cp32"
     title = "Circle packing: 32 circles in the unit square"
     n_circles = 32
+    best_known = 2.937
+    best_known_source = "AlphaEvolve, 2025"

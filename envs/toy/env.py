@@ -3,7 +3,8 @@
 Raw score: the number of distinct letters a-z (case-insensitive) in the first 40 characters of
 the answer's first non-empty line; higher is better; reward = raw / 26. Even a random model
 scores above zero, so the loop has rewards to learn from in tests. Actions: `construction`
-(the line itself) and `program` (`run(seed, budget_s)` returning the line).
+(the line itself) and `program` (`run(seed, budget_s)` returning the line). Initial states:
+"hello" (construction) or an empty program (program), one per group.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class ToyEnv(Env):
     direction = "max"
     min_len = 1
     max_len = MAX_CHARS
+    best_known = 26.0
+    best_known_source = "every letter of the alphabet"
+    score_name = "letter count"
+    parent_unit = "characters"
 
     def verify(self, values: str) -> float:
         return float(distinct_letters(values))
@@ -73,8 +78,11 @@ class ToyEnv(Env):
             return ['def run(seed: int, budget_s: float) -> str:\n    return "hello"\n']
         return ["hello"]
 
-    def prompt(self, solution: str, raw_score: float | None, action: str) -> str:
-        return self._templates.get_template(f"prompt_{action}.j2").render(
-            solution=solution, raw_score=raw_score, max_chars=MAX_CHARS)
+    def construction_value(self, construction: str) -> str | None:
+        return construction or None
 
+    def shown_solution(self, solution: str, action: str) -> str:
+        return solution
 
+    def prompt_vars(self, solution: str, action: str) -> dict:
+        return {"max_chars": MAX_CHARS}
