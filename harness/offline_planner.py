@@ -147,12 +147,23 @@ def _grid(key: str, default, size: int) -> list:
     return sorted(set(values), key=values.index)
 
 
+def matched_groups(group_size: int, rollouts_per_step: int) -> tuple[int, str]:
+    """Groups per step that keep `rollouts_per_step` at `group_size`, and what that gives:
+    "same rollouts per step" only when it really does (issue 18)."""
+    groups = max(1, rollouts_per_step // group_size)
+    actual = groups * group_size
+    if actual == rollouts_per_step:
+        return groups, "same rollouts per step"
+    return groups, (f"{actual} rollouts per step, not {rollouts_per_step}: "
+                    f"{actual / rollouts_per_step:.3g}x the compute of the others")
+
+
 def _tune_arm(key: str, value, base: Config) -> dict:
     overrides = {key: value}
     why = f"{key} = {value:.4g}" if isinstance(value, float) else f"{key} = {value}"
-    if key == "group_size":  # same rollouts per step, so arms cost the same
-        overrides["groups_per_step"] = max(1, base.rollouts_per_step // value)
-        why += f" with {overrides['groups_per_step']} groups (same rollouts per step)"
+    if key == "group_size":  # the same rollouts per step where the budget allows
+        overrides["groups_per_step"], matched = matched_groups(value, base.rollouts_per_step)
+        why += f" with {overrides['groups_per_step']} groups ({matched})"
     if key == "beta":
         overrides["objective"] = "entropic_const"
     name = f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"

@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterator
 
 from harness.config import Config
-from harness.offline_planner import MULTIPLIERS
+from harness.offline_planner import MULTIPLIERS, matched_groups
 from harness.planner import EXPERIMENT_BUDGETS, PlanError, fit_settings
 from harness.proposal import (
     MAX_SEEDS,
@@ -344,13 +344,15 @@ def _clean(key: str, values: list) -> list:
 
 def _tuned_arm(key: str, value, overrides: dict, base: Result) -> dict:
     new = {**overrides, key: value}
-    if key == "group_size":  # same rollouts per step, so the arms cost the same
+    matched = ""
+    if key == "group_size":  # the same rollouts per step where the budget allows
         per_step = Config().replace(**{**base.plan["settings"], **overrides}).rollouts_per_step
-        new["groups_per_step"] = max(1, per_step // value)
+        new["groups_per_step"], matched = matched_groups(value, per_step)
+        matched = f" ({matched})"
     label = f"{value:.4g}" if isinstance(value, float) else str(value)
     extra = {k: v for k, v in overrides.items() if k != key}
     return {"name": f"{key}={label}", "overrides": new,
-            "why": f"{key} = {label}" + (f" on top of {extra}" if extra else "")}
+            "why": f"{key} = {label}" + (f" on top of {extra}" if extra else "") + matched}
 
 
 def _next_knob(base: Result, ranked: list[dict], results) -> Iterator[dict]:

@@ -396,3 +396,32 @@ def test_harness_score_refuses_what_it_cannot_score(tmp_path, args, message):
     args = [str(tmp_path / a) if a.endswith((".txt", ".json")) else a for a in args]
     result = run(*args)
     assert result.exit_code == 1 and message in result.output
+
+
+# --- the judge: ALE-bench's limits (issue 18) ---
+def judged(env, wall_s: float, cpu_s: float):
+    from harness.sandbox import SandboxResult
+
+    result = SandboxResult("ok", 0, wall_s, cpu_s, 10.0, PRINT_SQUARE_OUTPUT, "", False, "ok")
+    return env._judge(0, 0, result, env.case(0))
+
+
+PRINT_SQUARE_OUTPUT = "4\n0 0\n100000 0\n100000 100000\n0 100000\n"
+
+
+def test_the_limits_are_ale_benchs_for_a_2_s_task():
+    limits = make_env("ahc039").limits
+    assert limits.cpu_s == pytest.approx(3.1) and limits.wall_s == pytest.approx(4.5)
+
+
+def test_a_program_that_uses_its_full_time_limit_is_valid():
+    env = make_env("ahc039")
+    assert judged(env, wall_s=2.3, cpu_s=2.2) == 1  # past 2 s of CPU: TLE before
+
+
+@pytest.mark.parametrize("wall_s, cpu_s", [(2.6, 2.0), (2.2, 3.2)])
+def test_tle_is_past_tl_plus_half_a_second_of_wall_or_the_cpu_limit(wall_s, cpu_s):
+    from envs.atcoder import CaseFailure
+
+    with pytest.raises(CaseFailure, match="^TLE on case 0"):
+        judged(make_env("ahc039"), wall_s, cpu_s)

@@ -37,3 +37,45 @@ def test_the_gguf_file_is_found_without_importing_its_package():
 def test_unknown_model_names_fail_with_a_hint():
     with pytest.raises(ModelError, match="smollm2, tiny"):
         resolve("gpt-17")
+
+
+def test_building_a_cache_moves_no_random_generator(tmp_path, monkeypatch):
+    import random
+
+    import numpy as np
+    import torch
+
+    from harness.model import cached_folder
+
+    def build(out):
+        out.mkdir()
+        torch.randn(10), np.random.rand(3), random.random()  # what model init does
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    cached_folder("x", build)
+    assert (tmp_path / "models" / "x" / "config.json").exists()
+    after_build = torch.rand(2), np.random.rand(), random.random()
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    assert torch.equal(torch.rand(2), after_build[0])
+    assert (np.random.rand(), random.random()) == after_build[1:]
+
+
+def test_a_run_on_an_empty_cache_samples_as_one_on_a_warm_cache(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from harness.config import make_config
+    from harness.ttt import run_ttt
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = make_config("smoke", env="toy", model="tiny", device="cpu", steps=1)
+    columns = ["step", "reward/max", "reward/mean", "score/best", "tokens/generated"]
+    frames = []
+    for name in ("cold", "warm"):
+        run_ttt(cfg, tmp_path / name, progress=False)
+        frames.append(pd.read_csv(tmp_path / name / "data" / "rollouts.csv"))
+        steps = pd.read_csv(tmp_path / name / "data" / "steps.csv")[columns]
+        frames.append(steps)
+    assert frames[0]["text"].tolist() == frames[2]["text"].tolist()
+    assert frames[1].equals(frames[3])

@@ -195,3 +195,15 @@ def test_an_older_small_plan_without_evaluation_settings_keeps_the_cpu_sized_one
     del older["settings"]["eval_timeout_s"], older["settings"]["atcoder_cases"]
     cfg = validate_plan(older).config("full", 0)
     assert (cfg.eval_timeout_s, cfg.atcoder_cases) == (10.0, 8)
+
+
+@pytest.mark.parametrize("budget", ["smoke", "small"])
+def test_group_size_arms_claim_matched_compute_only_when_it_is(budget):
+    p = plan("tune group size on toy", budget)
+    per_step = {a.name: p.config(a.name, p.seeds[0]).rollouts_per_step for a in p.arms}
+    base = per_step[p.baseline]
+    for arm in p.arms:
+        matched = "same rollouts per step" in arm.why
+        assert matched == (per_step[arm.name] == base), (arm.name, arm.why)
+        if not matched:
+            assert f"{per_step[arm.name]} rollouts per step, not {base}" in arm.why
