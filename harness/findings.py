@@ -95,7 +95,7 @@ def _sides(plan: dict, arm: dict) -> tuple[str, str]:
 
 def _effect(row: dict, base: dict, direction: str) -> tuple[float, float]:
     sign = 1.0 if direction == "max" else -1.0
-    effect = sign * (row["mean_best"] - base["mean_best"])
+    effect = sign * (row["mean_best"] - base["mean_best"]) + 0.0  # + 0.0: never "-0"
     if min(row["n"], base["n"]) < 2:
         return effect, math.nan
     se2 = sum((r["ci95"] / t95(int(r["n"]) - 1)) ** 2 for r in (row, base))
@@ -134,7 +134,7 @@ def collect(root: Path) -> list[Finding]:
 
 def _finding(env: str, items: list) -> Finding:
     a0, b0, _ = items[0]
-    evidence = tuple(ev if a == a0 else Evidence(ev.folder, -ev.effect, ev.ci95, ev.n_base,
+    evidence = tuple(ev if a == a0 else Evidence(ev.folder, 0.0 - ev.effect, ev.ci95, ev.n_base,
                                                  ev.n_arm) for a, _, ev in items)
     significant = [e for e in evidence if e.significant]
     pos, neg = any(e.effect > 0 for e in significant), any(e.effect < 0 for e in significant)

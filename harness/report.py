@@ -24,7 +24,14 @@ from harness.config import Config
 from harness.findings import reports_root_of, write_findings
 from harness.memory import read_comments
 from harness.records import BUFFER_COLUMNS, ROLLOUT_COLUMNS, STEP_COLUMNS
-from harness.report_text import findings, next_steps, unknowns, weak_model_notes
+from harness.report_text import (
+    findings,
+    identical_actions,
+    next_steps,
+    same_score,
+    unknowns,
+    weak_model_notes,
+)
 from harness.resources import templates
 
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -249,7 +256,8 @@ def write_report(folder: Path) -> Path:
         "valid_all": valid_all, "rollouts_n": rollouts_n,
         "shortened": shortened_prompts(rec.steps, rec.rollouts),
         "weak": weak, "code": code_span,
-        "findings": findings(summary, plan["baseline"], direction, start),
+        "findings": findings(summary, plan["baseline"], direction, start,
+                             identical_actions(rec.rollouts)),
         "unknowns": unknowns(summary, plan),
         "next_steps": next_steps(summary, plan, folder, direction, bool(weak)),
         "comments": read_comments(folder),
@@ -302,6 +310,8 @@ def best_vs_baseline(summary: pd.DataFrame, plan: dict) -> str:
                      else scored["best_raw"].idxmax()]
     better = "lower" if direction == "min" else "higher"
     base = scored[scored["arm"] == plan["baseline"]]
+    if not base.empty and same_score(top["best_raw"], base["best_raw"].iloc[0]):
+        return f"{plan['baseline']} {fmt(top['best_raw'])}, tied ({better} is better)"
     if top["arm"] == plan["baseline"] or base.empty:
         return f"{top['arm']} {fmt(top['best_raw'])} ({better} is better)"
     return (f"{top['arm']} {fmt(top['best_raw'])} vs {plan['baseline']} "

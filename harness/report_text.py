@@ -16,10 +16,27 @@ def _fmt(value) -> str:
 
 
 def _is_better(a: float, b: float, direction: str) -> bool:
-    return a < b if direction == "min" else a > b
+    return not same_score(a, b) and (a < b if direction == "min" else a > b)
+
+
+def same_score(a: float, b: float) -> bool:
+    """Equal up to float noise: a tie is never called a win (issue 18)."""
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def identical_actions(rollouts: pd.DataFrame) -> bool:
+    """Whether every arm sampled exactly the same actions, in the same order (then no knob
+    had any effect at this budget, whatever the scores say)."""
+    if rollouts.empty or rollouts["arm"].nunique() < 2:
+        return False
+    texts = [tuple(g.sort_values(["seed", "step", "group"], kind="stable")["text"].fillna(""))
+             for _, g in rollouts.groupby("arm")]
+    return all(t == texts[0] for t in texts)
 
 
 def _verdict(row, base, direction: str) -> str:
+    if same_score(row["mean_best"], base["mean_best"]):
+        return "equal: no effect at this budget"
     if min(row["n"], base["n"]) < 2:
         return f"within noise / not enough seeds (n={int(min(row['n'], base['n']))})"
     lo_a, hi_a = row["mean_best"] - row["ci95"], row["mean_best"] + row["ci95"]
@@ -31,14 +48,26 @@ def _verdict(row, base, direction: str) -> str:
 
 
 def findings(summary: pd.DataFrame, baseline: str, direction: str,
-             start: float | None) -> list[str]:
+             start: float | None, same_actions: bool = False) -> list[str]:
     scored = summary[summary["n"] > 0]
     if scored.empty:
         return ["No step has finished yet: there is nothing to compare."]
     better = "lower" if direction == "min" else "higher"
     top = scored.loc[scored["best_raw"].idxmin() if direction == "min"
                      else scored["best_raw"].idxmax()]
-    out = [f"Best result: `{top['arm']}` reached {_fmt(top['best_raw'])} ({better} is better)."]
+    tied = [r["arm"] for _, r in scored.iterrows() if same_score(r["best_raw"], top["best_raw"])]
+    if same_actions:
+        out = [f"No effect at this budget: all arms sampled the same actions, so every arm "
+               f"reached {_fmt(top['best_raw'])} ({better} is better)."]
+    elif len(tied) == len(scored) > 1:
+        out = [f"No effect at this budget: every arm reached {_fmt(top['best_raw'])} "
+               f"({better} is better)."]
+    elif len(tied) > 1:
+        out = [f"Best result: a tie at {_fmt(top['best_raw'])} ({better} is better) between "
+               + ", ".join(f"`{a}`" for a in tied) + "."]
+    else:
+        out = [f"Best result: `{top['arm']}` reached {_fmt(top['best_raw'])} "
+               f"({better} is better)."]
     if start is not None:
         improved = [r["arm"] for _, r in scored.iterrows()
                     if _is_better(r["best_raw"], start, direction)]
@@ -104,7 +133,10 @@ def _grid_edge(summary: pd.DataFrame, plan: dict, direction: str) -> str | None:
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values()):
         return None
     top = scored.loc[scored["mean_best"].idxmin() if direction == "min"
-                     else scored["mean_best"].idxmax(), "arm"]
+                     else scored["mean_best"].idxmax()]
+    if (scored["mean_best"].map(lambda v: same_score(v, top["mean_best"]))).sum() > 1:
+        return None  # a tie at the top points nowhere
+    top = top["arm"]
     if values[top] in (min(values.values()), max(values.values())):
         return (f"The best {key} ({values[top]}) is at the edge of the grid: extend the grid "
                 "beyond it before calling it the optimum.")

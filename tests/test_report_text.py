@@ -1,0 +1,61 @@
+"""Report prose calls ties ties (issue 18): equal scores are 'no effect', never a win."""
+
+import pandas as pd
+
+from harness.report_text import findings, identical_actions, next_steps
+
+
+def summary(scores: dict[str, float], n: int = 1) -> pd.DataFrame:
+    return pd.DataFrame([{"arm": a, "best_raw": v, "mean_best": v, "ci95": 0.0, "n": n,
+                          "status": "finished", "rollouts": 8, "valid_frac": 1.0}
+                         for a, v in scores.items()])
+
+
+PLAN = {"request": "tune c_puct on toy", "budget": "small", "model": "tiny",
+        "settings": {"steps": 2},
+        "arms": [{"name": f"c_puct={v}", "overrides": {"c_puct": v}} for v in (0.5, 1.0, 2.0)]}
+
+
+def test_equal_arms_are_no_effect_and_nobody_beats_anybody():
+    lines = findings(summary({"c_puct=0.5": 18.0, "c_puct=1.0": 18.0, "c_puct=2.0": 18.0}),
+                     "c_puct=1.0", "max", 16.0)
+    text = "\n".join(lines)
+    assert lines[0].startswith("No effect at this budget: every arm reached 18")
+    assert "Best result" not in text and "-0" not in text
+    assert text.count("equal: no effect at this budget") == 2
+
+
+def test_a_tie_at_the_top_is_named_a_tie():
+    lines = findings(summary({"c_puct=0.5": 18.0, "c_puct=1.0": 17.0, "c_puct=2.0": 18.0}),
+                     "c_puct=1.0", "max", None)
+    assert lines[0] == ("Best result: a tie at 18 (higher is better) between `c_puct=0.5`, "
+                        "`c_puct=2.0`.")
+
+
+def test_identical_actions_are_detected_and_said():
+    rows = [{"arm": arm, "seed": 0, "step": s, "group": 0, "text": t}
+            for arm in ("a", "b") for s, t in ((0, "x"), (1, "y"))]
+    assert identical_actions(pd.DataFrame(rows))
+    rows[-1]["text"] = "z"
+    assert not identical_actions(pd.DataFrame(rows))
+    lines = findings(summary({"a": 3.0, "b": 3.0}), "a", "max", None, same_actions=True)
+    assert "all arms sampled the same actions" in lines[0]
+
+
+def test_a_tie_gives_no_edge_of_grid_advice(tmp_path):
+    tied = summary({"c_puct=0.5": 18.0, "c_puct=1.0": 18.0, "c_puct=2.0": 18.0})
+    assert not any("edge of the grid" in s for s in next_steps(tied, PLAN, tmp_path, "max",
+                                                               False))
+    clear = summary({"c_puct=0.5": 17.0, "c_puct=1.0": 16.0, "c_puct=2.0": 18.0})
+    assert any("edge of the grid" in s for s in next_steps(clear, PLAN, tmp_path, "max", False))
+
+
+def test_a_zero_effect_is_never_printed_as_minus_zero():
+    from harness.findings import Evidence, _effect, _finding
+
+    row = {"mean_best": 0.5, "n": 1, "ci95": 0.0}
+    effect, _ = _effect(row, dict(row), "min")  # -1 * 0.0 would be -0.0
+    ev = Evidence("exp", effect, float("nan"), 1, 1)
+    finding = _finding("toy", [("a", "b", ev), ("b", "a", ev)])
+    assert all("-0" not in e.text() for e in finding.evidence)
+    assert "-0" not in finding.row()["effect"]
