@@ -1,10 +1,11 @@
 """Figures of an experiment, drawn from its tidy CSVs (matplotlib, Agg backend, PNG files).
 
 - best_so_far.png: the best raw score after each step per arm (mean over seeds; thin lines per
-  seed), starting from the start state;
+  seed), starting from the start state; steps are numbered from 0 everywhere, as in the CSVs;
 - reward_distribution.png: the rewards of each step's rollouts per arm, as in the paper's
   Figure 1 (invalid actions count as reward 0);
-- arm_comparison.png: each arm's best raw score, mean and 95% CI over seeds, seeds as dots;
+- arm_comparison.png: each arm's best raw score, mean (a point) and 95% CI over seeds, seeds
+  as dots;
 - valid_fraction.png: the fraction of valid actions per step per arm (diagnostics).
 A sweep's best_across_experiments.png and a tracks folder's tracks_best.png come from here too.
 Each function returns the file it wrote, or None when there is nothing to draw yet.
@@ -20,7 +21,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, MaxNLocator  # noqa: E402
+
+STYLES = ("-", "--", ":", "-.")
+START_X = -1  # the start state sits left of step 0: steps are numbered from 0, as in the CSVs
+MARKERS = ("o", "s", "^", "v", "D")
 
 
 def _ylabel(objective: str, direction: str) -> str:
@@ -29,7 +34,8 @@ def _ylabel(objective: str, direction: str) -> str:
 
 def _save(fig, path: Path) -> Path:
     for ax in fig.axes:
-        if ax.get_xlabel() == "step":
+        if ax.get_xlabel() == "step" and \
+                not isinstance(ax.xaxis.get_major_locator(), FixedLocator):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -49,22 +55,28 @@ def best_so_far(steps: pd.DataFrame, arms: list[str], start: float | None, objec
             continue
         color = f"C{i % 10}"
         for _, run in rows.groupby("seed"):
-            x = run["step"].to_numpy() + 1
+            x = run["step"].to_numpy()
             y = run["score/best"].to_numpy()
             if start is not None:
-                x, y = np.r_[0, x], np.r_[start, y]
+                x, y = np.r_[START_X, x], np.r_[start, y]
             if rows["seed"].nunique() > 1:
                 ax.plot(x, y, color=color, alpha=0.25, lw=0.8)
         mean = rows.groupby("step")["score/best"].mean()
-        x, y = mean.index.to_numpy() + 1, mean.to_numpy()
+        x, y = mean.index.to_numpy(), mean.to_numpy()
         if start is not None:
-            x, y = np.r_[0, x], np.r_[start, y]
-        ax.plot(x, y, color=color, marker="o", ms=3, label=arm)
+            x, y = np.r_[START_X, x], np.r_[start, y]
+        # tied arms draw the same line: distinct dashes and markers keep each one visible
+        ax.plot(x, y, color=color, ls=STYLES[i % len(STYLES)], marker=MARKERS[i % len(MARKERS)],
+                ms=7 - 1.5 * (i % 3), mfc="none", lw=2.2 - 0.5 * (i % 3), label=arm)
     if start is not None:
         ax.axhline(start, color="grey", ls=":", lw=1, label="start state")
     ax.set_xlabel("step")
     ax.set_ylabel(_ylabel(objective, direction))
-    ax.set_title("Best so far")
+    ax.set_title("Best so far (after each step)")
+    if start is not None:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ticks = [t for t in ax.get_xticks() if START_X < t <= steps["step"].max()]
+        ax.set_xticks([START_X, *ticks], ["start", *(str(int(t)) for t in ticks)])
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -83,7 +95,7 @@ def reward_distribution(rollouts: pd.DataFrame, arms: list[str], path: Path) -> 
         data = rollouts[rollouts["arm"] == arm]
         steps = sorted(data["step"].unique())
         groups = [data.loc[data["step"] == s, "reward"].to_numpy() for s in steps]
-        steps = [int(s) + 1 for s in steps]  # step k = the k-th step, as in best_so_far
+        steps = [int(s) for s in steps]  # numbered as in the CSVs, from 0
         ax.boxplot(groups, positions=steps, widths=0.6, showfliers=False, manage_ticks=False)
         ax.set_xticks(steps, [str(s) for s in steps])
         ax.set_xlim(min(steps) - 0.6, max(steps) + 0.6)
@@ -107,7 +119,11 @@ def arm_comparison(summary: pd.DataFrame, runs: pd.DataFrame, baseline: str, obj
     x = np.arange(len(shown))
     errors = shown["ci95"].fillna(0).to_numpy()
     colors = ["C1" if a == baseline else "C0" for a in shown["arm"]]
-    ax.bar(x, shown["mean_best"], yerr=errors, color=colors, alpha=0.6, capsize=4)
+    # points with CIs, not bars: a bar's length reads as the value, which a y-axis that does
+    # not start at zero would exaggerate (17 vs 18 looked huge, issue 18)
+    ax.errorbar(x, shown["mean_best"], yerr=errors, fmt="none", ecolor="grey", capsize=5)
+    ax.scatter(x, shown["mean_best"], color=colors, s=60, marker="D", zorder=2,
+               label="mean over seeds")
     for i, arm in enumerate(shown["arm"]):
         values = runs.loc[(runs["arm"] == arm) & runs["best_raw"].notna(), "best_raw"]
         ax.scatter(np.full(len(values), i), values, color="black", s=12, zorder=3)
@@ -116,7 +132,8 @@ def arm_comparison(summary: pd.DataFrame, runs: pd.DataFrame, baseline: str, obj
     ax.set_ylim(low - pad, high + pad)
     ax.set_xticks(x, shown["arm"], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(_ylabel(objective, direction))
-    ax.set_title("Best score per arm\n(mean and 95% CI over seeds; dots: seeds)", fontsize=10)
+    ax.set_title("Best score per arm\n(diamond: mean, bars: 95% CI over seeds, dots: seeds)",
+                 fontsize=10)
     return _save(fig, path)
 
 
@@ -128,7 +145,7 @@ def valid_fraction(steps: pd.DataFrame, arms: list[str], path: Path) -> Path | N
         rows = steps[steps["arm"] == arm]
         if not rows.empty:
             mean = rows.groupby("step")["valid_frac"].mean()
-            ax.plot(mean.index + 1, mean.to_numpy(), marker="o", ms=3, color=f"C{i % 10}",
+            ax.plot(mean.index, mean.to_numpy(), marker="o", ms=3, color=f"C{i % 10}",
                     label=arm)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("step")

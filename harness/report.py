@@ -184,7 +184,7 @@ def valid_by_step(steps: pd.DataFrame, arms: list[str], limit: int = 12) -> list
     index = list(table.index)
     if len(index) > limit:
         index = sorted({index[round(i * (len(index) - 1) / (limit - 1))] for i in range(limit)})
-    return [[str(s + 1)] + [f"{table.at[s, a]:.0%}" if a in table and not
+    return [[str(s)] + [f"{table.at[s, a]:.0%}" if a in table and not
                             pd.isna(table.at[s, a]) else "-" for a in arms] for s in index]
 
 

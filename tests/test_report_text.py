@@ -59,3 +59,25 @@ def test_a_zero_effect_is_never_printed_as_minus_zero():
     finding = _finding("toy", [("a", "b", ev), ("b", "a", ev)])
     assert all("-0" not in e.text() for e in finding.evidence)
     assert "-0" not in finding.row()["effect"]
+
+
+def test_tables_number_steps_as_the_csvs_do():
+    from harness.report import valid_by_step
+
+    steps = pd.DataFrame([{"arm": "a", "step": s, "valid_frac": 0.5} for s in (0, 1)])
+    assert [row[0] for row in valid_by_step(steps, ["a"])] == ["0", "1"]
+
+
+def test_the_arm_comparison_draws_points_not_bars_from_an_offset_axis(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from harness import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    rows = summary({"a": 17.0, "b": 18.0})
+    runs = pd.DataFrame([{"arm": "a", "best_raw": 17.0}, {"arm": "b", "best_raw": 18.0}])
+    figures.arm_comparison(rows, runs, "a", "letters", "max", tmp_path / "x.png")
+    [ax] = drawn[0].axes
+    assert not ax.patches  # no bars whose length would exaggerate 17 vs 18
+    plt.close(drawn[0])
