@@ -31,7 +31,7 @@ from harness.config import Config
 from harness.env import make_env
 from harness.executors import ExecutorSpec, run_jobs
 from harness.planner import Plan, make_plan, validate_plan
-from harness.report import finished_runs, write_report
+from harness.report import finished_runs, write_index, write_report
 from harness.resources import resource_dir
 
 SCRIPT_TEMPLATE = "experiment.py.j2"
@@ -60,6 +60,7 @@ def create_experiment(request: str, *, root: Path, budget: str | None = None,
     folder = new_experiment_dir(Path(root), request)
     (folder / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
     (folder / "experiment.py").write_text(render_script(plan))
+    write_index(Path(root))  # INDEX.md lists the planned folder from now on (issue 18)
     return folder
 
 

@@ -23,7 +23,7 @@ from harness import figures
 from harness.config import Config
 from harness.findings import reports_root_of, write_findings
 from harness.memory import read_comments
-from harness.records import BUFFER_COLUMNS, ROLLOUT_COLUMNS, STEP_COLUMNS
+from harness.records import BUFFER_COLUMNS, ROLLOUT_COLUMNS, STEP_COLUMNS, shard_dir
 from harness.report_text import (
     findings,
     identical_actions,
@@ -62,22 +62,37 @@ class Records:
     buffer: pd.DataFrame
 
 
+def read_table(folder: Path, plan: dict, name: str, columns: list[str]) -> pd.DataFrame:
+    """data/<name>, read from the jobs' shards where there are any: they hold every row a job
+    wrote, while data/*.csv is merged only at job boundaries (a killed job's finished steps
+    are in its shard alone), so a status read here is never stale."""
+    if not (Path(folder) / "data" / "shards").is_dir():
+        return read_csv(Path(folder) / "data" / name, columns)
+    frames = [read_csv(shard_dir(folder, arm["name"], seed) / name, columns)
+              for arm in plan["arms"] for seed in plan["seeds"]]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def load(folder: Path) -> Records:
     folder = Path(folder)
     if not (folder / "plan.json").exists():
         raise FileNotFoundError(f"{folder} is not an experiment folder (no plan.json)")
     config = folder / "config.json"
+    plan = json.loads((folder / "plan.json").read_text())
     return Records(
-        folder, json.loads((folder / "plan.json").read_text()),
-        json.loads(config.read_text()) if config.exists() else {},
-        read_csv(folder / "data" / "steps.csv", STEP_COLUMNS),
-        read_csv(folder / "data" / "rollouts.csv", ROLLOUT_COLUMNS),
-        read_csv(folder / "data" / "buffer.csv", BUFFER_COLUMNS))
+        folder, plan, json.loads(config.read_text()) if config.exists() else {},
+        *(read_table(folder, plan, name, columns) for name, columns in
+          (("steps.csv", STEP_COLUMNS), ("rollouts.csv", ROLLOUT_COLUMNS),
+           ("buffer.csv", BUFFER_COLUMNS))))
 
 
-def finished_runs(folder: Path, steps: int) -> set[tuple[str, int]]:
-    """(arm, seed) pairs whose every step is recorded and whose best candidate was written."""
-    rows = read_csv(Path(folder) / "data" / "steps.csv", STEP_COLUMNS)
+def finished_runs(folder: Path, steps: int, rows: pd.DataFrame | None = None
+                  ) -> set[tuple[str, int]]:
+    """(arm, seed) pairs whose every step is recorded (in `rows`, default data/steps.csv) and
+    whose best candidate was written."""
+    if rows is None:
+        rows = read_csv(Path(folder) / "data" / "steps.csv", STEP_COLUMNS)
     counts = rows.groupby(["arm", "seed"]).size() if not rows.empty else {}
     return {(arm, int(seed)) for (arm, seed), n in dict(counts).items()
             if n >= steps and (Path(folder) / "best" / f"{arm}-s{int(seed)}.score.json").exists()}
@@ -93,7 +108,7 @@ def _best(values: pd.Series, direction: str) -> float:
 def run_table(rec: Records, direction: str) -> pd.DataFrame:
     """One row per planned (arm, seed): steps done, finished, best raw score, start score."""
     plan, steps, buffer = rec.plan, rec.steps, rec.buffer
-    done = finished_runs(rec.folder, plan["settings"]["steps"])
+    done = finished_runs(rec.folder, plan["settings"]["steps"], steps)
     rows = []
     for arm in plan["arms"]:
         for seed in plan["seeds"]:
@@ -288,14 +303,14 @@ def list_experiments(root: Path) -> list[dict]:
     folders = [p for p in root.iterdir() if (p / "plan.json").exists()]
     for folder in sorted(folders, key=lambda p: (p.name[:16], (p / "plan.json").stat().st_mtime),
                          reverse=True):
-        plan = json.loads((folder / "plan.json").read_text())
-        summary_file = folder / "data" / "summary.csv"
-        status, best = "planned", "-"
-        if summary_file.exists():
-            summary = pd.read_csv(summary_file, dtype={"arm": str})
+        rec = load(folder)  # status from the data as it is now, not from an old report
+        plan, status, best = rec.plan, "planned", "-"
+        if not rec.steps.empty:
+            direction = _env_meta(rec)["direction"]
+            summary = summarize(rec, run_table(rec, direction), direction)
             status, best = experiment_status(summary), best_vs_baseline(summary, plan)
-        elif (folder / "data" / "steps.csv").exists():
-            status = "running or interrupted"
+        elif rec.config:
+            status = "not started"
         out.append({"folder": folder, "name": folder.name, "date": folder.name[:16],
                     "request": plan["request"], "status": status, "best": best})
     return out
@@ -325,8 +340,9 @@ def write_index(root: Path) -> Path:
              "| --- | --- | --- | --- | --- |"]
     for e in list_experiments(root):
         request = e["request"].replace("|", "/")
+        page = "report.md" if (e["folder"] / "report.md").exists() else "plan.json"
         lines.append(f"| {e['date']} | {request} | {e['best']} | {e['status']} | "
-                     f"[{e['name']}]({e['name']}/report.md) |")
+                     f"[{e['name']}]({e['name']}/{page}) |")
     path = Path(root) / "INDEX.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -237,3 +237,18 @@ def test_shipped_folders_are_found_where_the_package_is_installed(tmp_path, monk
     assert resources.resource_dir("commands") == site / "commands"
     assert (resources.resource_dir("experiments") / "experiment.py.j2").exists()
     assert len(resources.install_commands(tmp_path / "proj")) == 3
+
+
+def test_the_listed_status_comes_from_the_data_not_an_old_report(smoke, tmp_path):
+    import shutil
+
+    from harness.report import list_experiments
+
+    copy = tmp_path / smoke.name
+    shutil.copytree(smoke, copy)
+    stale = pd.read_csv(copy / "data" / "summary.csv")
+    stale["status"], stale["runs_finished"] = "not started", 0
+    stale.to_csv(copy / "data" / "summary.csv", index=False)  # as a Ctrl-C'd report left it
+    (copy / "data" / "steps.csv").write_text("arm,seed,step\n")  # not merged yet: shards only
+    [listed] = list_experiments(tmp_path)
+    assert listed["status"] == "complete"

@@ -81,3 +81,15 @@ def test_the_arm_comparison_draws_points_not_bars_from_an_offset_axis(tmp_path, 
     [ax] = drawn[0].axes
     assert not ax.patches  # no bars whose length would exaggerate 17 vs 18
     plt.close(drawn[0])
+
+
+def test_a_dry_run_is_indexed_at_once_and_links_what_exists(tmp_path):
+    from harness.experiment import create_experiment
+    from harness.findings import reindex
+
+    folder = create_experiment("tune c_puct on toy", root=tmp_path, budget="smoke",
+                               model="tiny", planner="offline")
+    index = (tmp_path / "INDEX.md").read_text()
+    assert f"[{folder.name}]({folder.name}/plan.json)" in index and "| planned |" in index
+    reindex(tmp_path)
+    assert (tmp_path / "INDEX.md").read_text() == index  # what reindex rebuilds, at all times
