@@ -2,7 +2,8 @@
 
 Rules, first match wins; every candidate goes through `validate_proposal` like Claude's
 answers (in the search space, within the budget, not a repeat), else the next one is tried:
-1. no experiment has a score -> stop;
+1. no experiment has a score -> stop; the current one's actions were (almost) never valid ->
+   stop: make actions valid first (more seeds would repeat the noise);
 2. plateau: the sweep's best mean has not improved for PATIENCE experiments -> stop;
 3. the best arm is within noise of others (n < 2, or their 95% CIs overlap) -> the same arms
    with more seeds (doubling, as many as the budget allows at the same number of steps);
@@ -41,6 +42,7 @@ from harness.proposal import (
     Scope,
     validate_proposal,
 )
+from harness.report import WEAK_VALID_FRAC
 
 PATIENCE = 2          # experiments without a new best before the sweep stops
 RESOLUTION = 0.05     # relative grid spacing below which a knob is not refined further
@@ -91,8 +93,11 @@ def _from_comment(comment: str, base: Result, ranked: list[dict]) -> Iterator[di
     if re.search(r"\bseeds?\b", text, re.IGNORECASE):
         arms = [{"name": r["arm"], "overrides": r["overrides"], "why": "asked for in a comment"}
                 for r in ranked]
+        asked = re.search(r"(\d+)\s+seeds?\b", text, re.IGNORECASE)
+        # the number asked for, or nothing: never "acted on" with another number
+        counts = [int(asked[1])] if asked else range(min(MAX_SEEDS, max(2, 2 * n)), n, -1)
         for k in range(len(arms), 0, -1):
-            for seeds in range(min(MAX_SEEDS, max(2, 2 * n)), n, -1):
+            for seeds in counts:
                 if _steps_at(base.plan["budget"], arms[:k], seeds):
                     yield _proposal(
                         base, f"More seeds for {', '.join(a['name'] for a in arms[:k])}",
@@ -143,6 +148,9 @@ def _by_numbers(current: Result, history: list[Result], scope: Scope,
                                        f"({current.error or 'no score'}); building on "
                                        f"{base.folder.name}. ")
     ranked = base.ranked()
+    invalid = _mostly_invalid(current)
+    if invalid:  # the evidence first: scores mean little until actions are valid
+        return _stop(invalid, [], current, None)
     plateau = _plateau(scored)
     if plateau:
         return _stop(note + plateau[0], plateau[1], base, ranked[0])
@@ -180,6 +188,21 @@ def _directions(base: Result, ranked: list[dict], results: list[Result],
 
 
 # --- numbers ---
+def _mostly_invalid(result: Result) -> str | None:
+    """A reason to stop when the experiment's actions were (almost) never valid."""
+    summary = result.summary
+    if summary.empty or "valid_frac" not in summary or summary["rollouts"].sum() == 0:
+        return None
+    ran = summary[summary["rollouts"] > 0]
+    valid = float((ran["valid_frac"] * ran["rollouts"]).sum() / ran["rollouts"].sum())
+    if valid >= WEAK_VALID_FRAC:
+        return None
+    return (f"Make actions valid first: only {valid:.1%} of {int(ran['rollouts'].sum())} "
+            f"rollouts in {result.folder.name} were valid, so its scores say nothing about "
+            "the knobs; more seeds or a finer grid would only repeat that (see the report's "
+            "Diagnostics: another action format or a bigger model).")
+
+
 def _better(a: float, b: float, direction: str) -> bool:
     return a < b if direction == "min" else a > b
 

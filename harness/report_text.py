@@ -29,7 +29,8 @@ def identical_actions(rollouts: pd.DataFrame) -> bool:
     had any effect at this budget, whatever the scores say)."""
     if rollouts.empty or rollouts["arm"].nunique() < 2:
         return False
-    texts = [tuple(g.sort_values(["seed", "step", "group"], kind="stable")["text"].fillna(""))
+    texts = [tuple("" if pd.isna(t) else str(t) for t in
+                   g.sort_values(["seed", "step", "group"], kind="stable")["text"])
              for _, g in rollouts.groupby("arm")]
     return all(t == texts[0] for t in texts)
 

@@ -14,6 +14,7 @@ and dollars (list prices) are recorded with the review.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -201,7 +202,8 @@ def write_review(folder: Path, review: Review) -> Path:
     """review.json (written atomically) and review.md in the experiment folder; returns .md."""
     folder = Path(folder)
     tmp = folder / "review.json.tmp"
-    tmp.write_text(json.dumps(review.to_dict(), indent=2) + "\n")
+    tmp.write_text(json.dumps({**review.to_dict(), "inputs": review_inputs(folder)},
+                              indent=2) + "\n")
     os.replace(tmp, folder / "review.json")
     path = folder / "review.md"
     path.write_text(templates().get_template("review.md.j2").render(
@@ -209,8 +211,27 @@ def write_review(folder: Path, review: Review) -> Path:
     return path
 
 
+REVIEW_INPUTS = ("plan.json", "data/summary.csv", "comments.md")
+
+
+def review_inputs(folder: Path) -> str:
+    """A fingerprint of what a review reads: when it changes (a new comment, more results),
+    the stored review is stale and is redone."""
+    digest = hashlib.sha256()
+    for name in REVIEW_INPUTS:
+        path = Path(folder) / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()
+
+
+def review_is_current(folder: Path) -> bool:
+    path = Path(folder) / "review.json"
+    return path.exists() and json.loads(path.read_text()).get("inputs") == review_inputs(folder)
+
+
 def load_review(folder: Path) -> Review:
     data = json.loads((Path(folder) / "review.json").read_text())
+    data.pop("inputs", None)
     p = data["proposal"]
     proposal = Proposal(**{**p, "arms": tuple(Arm(**a) for a in p["arms"]),
                            "evidence": tuple(p["evidence"])})

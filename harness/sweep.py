@@ -34,7 +34,13 @@ from harness.experiment import new_experiment_dir, render_script, run_experiment
 from harness.planner import make_plan, validate_plan
 from harness.proposal import Result, read_result
 from harness.report import read_csv
-from harness.reviewer import Review, load_review, review_experiment, write_review
+from harness.reviewer import (
+    Review,
+    load_review,
+    review_experiment,
+    review_is_current,
+    write_review,
+)
 from harness.sweep_digest import memory_text, write_digest
 from harness.sweep_state import (
     STATE_FILE,
@@ -253,8 +259,8 @@ def review_folder(folder: Path, reviewer: str = "auto", again: bool = False) -> 
         folder = folder / finished[-1].folder
     if not (folder / "plan.json").exists():
         raise FileNotFoundError(f"{folder} is not an experiment folder (no plan.json)")
-    if (folder / "review.json").exists() and not again:
-        return write_review(folder, load_review(folder))  # re-rendered from review.json
+    if review_is_current(folder) and not again:  # inputs unchanged: re-render review.json
+        return write_review(folder, load_review(folder))
     kwargs: dict = {"reviewer": reviewer}
     if (folder.parent / STATE_FILE).exists():  # inside a sweep: the reviewer sees its history
         state = load_state(folder.parent)

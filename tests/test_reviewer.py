@@ -249,3 +249,54 @@ def test_harness_review_of_a_bad_folder_says_why_in_one_line(tmp_path):
     result = CliRunner().invoke(main, ["review", str(tmp_path / "nope")])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "is not an experiment folder (no plan.json)" in result.output
+
+
+# --- the evidence first (issue 18) ---
+def test_a_run_with_no_valid_action_stops_to_make_actions_valid_first(tmp_path):
+    result = recorded(tmp_path / "bad", C_PUCT, {"c_puct=0.5": [1, 1], "c_puct=1": [1, 1],
+                                                 "c_puct=2": [1, 1]})
+    log = records.CsvLog(result.folder / "data" / "rollouts.csv", records.ROLLOUT_COLUMNS)
+    log.append([{"arm": arm, "seed": seed, "step": 0, "group": 0, "valid": False,
+                 "reward": 0.0, "message": "no code block"}
+                for arm in ("c_puct=0.5", "c_puct=1", "c_puct=2") for seed in (0, 1)])
+    (result.folder / "data" / "summary.csv").unlink()  # rendered again, with the rollouts
+    proposal, _ = proposal_of(read_result(result.folder))
+    assert proposal.stop and "Make actions valid first" in proposal.summary
+    assert "seeds" not in proposal.title.lower()
+
+
+def test_a_comment_asking_for_3_seeds_is_acted_on_with_3_or_not_at_all(interior):
+    from harness.memory import add_comment
+
+    add_comment(interior.folder, "please run 3 seeds")
+    proposal, _ = proposal_of(read_result(interior.folder))
+    [response] = proposal.comment_responses
+    if response["response"].startswith("Acted on"):
+        assert proposal.seeds == 3
+    else:
+        assert proposal.seeds != 3 or proposal.stop
+
+
+def test_a_new_comment_makes_harness_review_redo_the_review(interior, monkeypatch):
+    from harness.memory import add_comment
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    first = CliRunner().invoke(main, ["review", str(interior.folder)])
+    assert first.exit_code == 0, first.output
+    add_comment(interior.folder, "try c_puct 1.5")
+    again = CliRunner().invoke(main, ["review", str(interior.folder)])
+    assert again.exit_code == 0, again.output
+    responses = json.loads((interior.folder / "review.json").read_text())["proposal"][
+        "comment_responses"]
+    assert any("c_puct 1.5" in r["comment"] for r in responses)
+
+
+def test_a_folder_that_never_ran_is_not_called_answered(tmp_path, monkeypatch):
+    from harness.experiment import create_experiment
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    folder = create_experiment(C_PUCT, root=tmp_path, budget="smoke", model="tiny",
+                               planner="offline")
+    out = CliRunner().invoke(main, ["review", str(folder)])
+    assert out.exit_code == 0, out.output
+    assert "answered" not in out.output and "nothing to build on" in out.output
