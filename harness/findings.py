@@ -10,7 +10,10 @@ claim is worded after the first experiment's arm ("on toy, c_puct=2 beats c_puct
   refuted      every significant effect goes against it
   contested    significant effects both ways (both experiments linked)
   within noise no significant effect, but some with a CI (n >= 2 on both sides)
+  no effect    every experiment found exactly the same score on both sides
   open         no CI yet (n = 1)
+Only arms with valid data count as evidence: an arm (or baseline) whose actions were valid
+less often than the report's WEAK_VALID_FRAC supports no claim either way.
 Rows are ordered by env and claim, evidence by folder name; nothing depends on the clock, so
 `harness reindex` rebuilds the files byte for byte.
 """
@@ -115,7 +118,7 @@ def collect(root: Path) -> list[Finding]:
             continue
         plan = json.loads((folder / "plan.json").read_text())
         rows = {r["arm"]: r for r in pd.read_csv(summary_file, dtype={"arm": str})
-                .to_dict("records") if r["n"] > 0}
+                .to_dict("records") if r["n"] > 0 and _valid_enough(r)}
         base = rows.get(plan["baseline"])
         if base is None:
             continue
@@ -132,6 +135,14 @@ def collect(root: Path) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.env, f.claim))
 
 
+def _valid_enough(row: dict) -> bool:
+    """Whether an arm's actions were valid often enough for its score to mean something."""
+    from harness.report import WEAK_VALID_FRAC
+
+    valid = row.get("valid_frac", math.nan)
+    return not (isinstance(valid, float) and not math.isnan(valid) and valid < WEAK_VALID_FRAC)
+
+
 def _finding(env: str, items: list) -> Finding:
     a0, b0, _ = items[0]
     evidence = tuple(ev if a == a0 else Evidence(ev.folder, 0.0 - ev.effect, ev.ci95, ev.n_base,
@@ -139,6 +150,7 @@ def _finding(env: str, items: list) -> Finding:
     significant = [e for e in evidence if e.significant]
     pos, neg = any(e.effect > 0 for e in significant), any(e.effect < 0 for e in significant)
     status = ("contested" if pos and neg else "supported" if pos else "refuted" if neg else
+              "no effect" if all(e.effect == 0 for e in evidence) else
               "within noise" if any(not math.isnan(e.ci95) for e in evidence) else "open")
     return Finding(env, f"on {env}, {a0} beats {b0}", status, evidence)
 

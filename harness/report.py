@@ -149,6 +149,9 @@ def summarize(rec: Records, runs: pd.DataFrame, direction: str) -> pd.DataFrame:
             "rollouts": len(arm_rollouts),
             "tokens": int(arm_steps["tokens/generated"].sum()),
             "wall_s": float(arm_steps["time/step_s"].sum()), "direction": direction,
+            # a run's first step carries one-time costs (warm-up, the longest start prompts):
+            # shown apart so that equal work does not look unequal (issue 18)
+            "first_step_s": float(arm_steps.loc[arm_steps["step"] == 0, "time/step_s"].sum()),
         })
     return pd.DataFrame(rows)
 

@@ -137,6 +137,12 @@ def _grid_edge(summary: pd.DataFrame, plan: dict, direction: str) -> str | None:
                      else scored["mean_best"].idxmax()]
     if (scored["mean_best"].map(lambda v: same_score(v, top["mean_best"]))).sum() > 1:
         return None  # a tie at the top points nowhere
+    others = scored[scored["arm"] != top["arm"]]
+    if top["n"] < 2 or (others["n"] < 2).any() or any(
+            top["mean_best"] - top["ci95"] <= r["mean_best"] + r["ci95"]
+            and r["mean_best"] - r["ci95"] <= top["mean_best"] + top["ci95"]
+            for _, r in others.iterrows()):
+        return None  # a best within noise points nowhere either: more seeds come first
     top = top["arm"]
     if values[top] in (min(values.values()), max(values.values())):
         return (f"The best {key} ({values[top]}) is at the edge of the grid: extend the grid "

@@ -142,8 +142,7 @@ def advance(store: Store, run, progress: bool, max_retries: int) -> None:
     last = state.experiments[-1]
     review = review_entry(store, last, max_retries, progress)
     if review.proposal.stop:
-        return finish(store, f"the reviewer says the question is answered "
-                             f"({review.proposal.title})")
+        return finish(store, f"the reviewer proposes to stop ({review.proposal.title})")
     if len(state.experiments) >= state.max_experiments:
         return finish(store, f"{state.max_experiments} experiment(s) run")
     need = estimate_s(review.plan, state)

@@ -21,6 +21,7 @@ from harness import figures
 from harness.env import env_class
 from harness.offline_reviewer import separated, tuned_keys
 from harness.proposal import Result, read_result
+from harness.report_text import same_score
 from harness.resources import templates
 from harness.reviewer import Review, load_review
 from harness.sweep_state import Ledger, SweepState
@@ -32,6 +33,16 @@ def headline(result: Result) -> dict | None:
     """The experiment's best arm (by mean best over seeds), or None without a score."""
     ranked = result.ranked()
     return ranked[0] if ranked else None
+
+
+def _headline_text(result: Result, top: dict | None) -> str:
+    """The best arm and its score; a tie at the top is named a tie, not a winner."""
+    if top is None:
+        return "-"
+    tied = [r["arm"] for r in result.ranked() if same_score(r["mean_best"], top["mean_best"])]
+    if len(tied) > 1:
+        return f"tie: {', '.join(f'`{a}`' for a in tied)} {_score(top)}"
+    return f"`{top['arm']}` {_score(top)}"
 
 
 def _score(row: dict) -> str:
@@ -84,7 +95,7 @@ def experiment_rows(state: SweepState, results: list[Result]) -> list[dict]:
         rows.append({
             "index": entry.index, "folder": entry.folder,
             "changed": what_changed(result.plan, previous).replace("|", "/"),
-            "headline": f"`{top['arm']}` {_score(top)}" if top else "-",
+            "headline": _headline_text(result, top),
             "best_so_far": (f"{'**new best** ' if new_best else ''}{_score(best[1])} "
                             f"(#{best[0]})") if best else "-",
             "status": status.replace("|", "/"), "wall": _duration(entry.ledger.wall_s),

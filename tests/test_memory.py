@@ -203,3 +203,18 @@ def test_the_claude_planner_resolves_the_reference_and_sees_the_prior_plan(prior
     assert '"request": "tune c_puct on toy"' in prompt and "c_puct=2.0 beats" in prompt
     assert plan.planner.startswith("claude") and plan.based_on == prior.folder.name
     assert plan.difference.startswith("c_puct=0.5: learning_rate=0.0001")
+
+
+def test_equal_scores_are_a_finding_of_no_effect(reports_in_tmp):
+    recorded(reports_in_tmp / "2026-11-26_01-00-tune-c-puct-on-toy",
+             {"c_puct=0.5": [12], "c_puct=1": [12], "c_puct=2": [12]}, seeds=1)
+    statuses = {f.claim: f.status for f in collect(reports_in_tmp)}
+    assert set(statuses.values()) == {"no effect"}
+
+
+def test_a_run_without_valid_actions_supports_no_claim(reports_in_tmp):
+    folder = reports_in_tmp / "2026-11-26_02-00-tune-c-puct-on-toy"
+    result = recorded(folder, BETTER_2)
+    summary = result.summary.assign(valid_frac=0.0)  # as if no action had been valid
+    summary.to_csv(folder / "data" / "summary.csv", index=False)
+    assert collect(reports_in_tmp) == []

@@ -46,8 +46,11 @@ def test_a_tie_gives_no_edge_of_grid_advice(tmp_path):
     tied = summary({"c_puct=0.5": 18.0, "c_puct=1.0": 18.0, "c_puct=2.0": 18.0})
     assert not any("edge of the grid" in s for s in next_steps(tied, PLAN, tmp_path, "max",
                                                                False))
-    clear = summary({"c_puct=0.5": 17.0, "c_puct=1.0": 16.0, "c_puct=2.0": 18.0})
+    clear = summary({"c_puct=0.5": 17.0, "c_puct=1.0": 16.0, "c_puct=2.0": 18.0}, n=3)
     assert any("edge of the grid" in s for s in next_steps(clear, PLAN, tmp_path, "max", False))
+    one_seed = summary({"c_puct=0.5": 17.0, "c_puct=1.0": 16.0, "c_puct=2.0": 18.0}, n=1)
+    assert not any("edge of the grid" in s for s in next_steps(one_seed, PLAN, tmp_path, "max",
+                                                               False))
 
 
 def test_a_zero_effect_is_never_printed_as_minus_zero():
@@ -93,3 +96,13 @@ def test_a_dry_run_is_indexed_at_once_and_links_what_exists(tmp_path):
     assert f"[{folder.name}]({folder.name}/plan.json)" in index and "| planned |" in index
     reindex(tmp_path)
     assert (tmp_path / "INDEX.md").read_text() == index  # what reindex rebuilds, at all times
+
+
+def test_a_sweep_row_names_a_tie_at_the_top(tmp_path):
+    from harness.proposal import Result
+    from harness.sweep_digest import _headline_text
+
+    rows = summary({"a": 12.0, "b": 12.0, "c": 11.0})
+    plan = {"env": "toy", "arms": [{"name": a, "overrides": {}} for a in "abc"]}
+    result = Result(0, tmp_path, plan, rows, "done", "", "")
+    assert _headline_text(result, result.ranked()[0]).startswith("tie: `a`, `b` 12")
