@@ -152,7 +152,9 @@ def _finding(env: str, items: list) -> Finding:
     status = ("contested" if pos and neg else "supported" if pos else "refuted" if neg else
               "no effect" if all(e.effect == 0 for e in evidence) else
               "within noise" if any(not math.isnan(e.ci95) for e in evidence) else "open")
-    return Finding(env, f"on {env}, {a0} beats {b0}", status, evidence)
+    claim = f"on {env}, {a0} vs {b0}: no effect" if status == "no effect" else \
+        f"on {env}, {a0} beats {b0}"
+    return Finding(env, claim, status, evidence)
 
 
 def render_markdown(findings: list[Finding]) -> str:

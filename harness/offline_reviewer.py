@@ -31,6 +31,8 @@ import math
 import re
 from collections.abc import Iterator
 
+import pandas as pd
+
 from harness.config import Config
 from harness.offline_planner import MULTIPLIERS, matched_groups
 from harness.planner import EXPERIMENT_BUDGETS, PlanError, fit_settings
@@ -43,6 +45,7 @@ from harness.proposal import (
     validate_proposal,
 )
 from harness.report import WEAK_VALID_FRAC
+from harness.report_text import identical_actions, same_score
 
 PATIENCE = 2          # experiments without a new best before the sweep stops
 RESOLUTION = 0.05     # relative grid spacing below which a knob is not refined further
@@ -63,7 +66,12 @@ def offline_proposal(current: Result, history: list[Result], scope: Scope,
     scored = [r for r in [*history, current] if r.scored]
     base = current if current.scored or not scored else scored[-1]
     chosen, responses = None, {}
-    for comment in scope.comments if scored else ():
+    invalid = _mostly_invalid(current)  # the evidence first: then comments, then numbers
+    if invalid:
+        chosen = _stop(invalid, [], current, None)
+        responses = {c: "Not run: make actions valid first (see the proposal)."
+                     for c in scope.comments}
+    for comment in scope.comments if scored and not invalid else ():
         for candidate in _from_comment(comment, base, base.ranked()):
             try:
                 validate_proposal(candidate, plain)
@@ -221,6 +229,15 @@ def _cite(row: dict) -> dict:
 
 def _reading(base: Result, ranked: list[dict]) -> str:
     best, better = ranked[0], "lower" if base.direction == "min" else "higher"
+    rollouts = base.folder / "data" / "rollouts.csv"
+    if rollouts.exists() and identical_actions(pd.read_csv(rollouts, dtype={"arm": str})):
+        return (f"In {base.folder.name}, all arms sampled the same actions: no effect at this "
+                f"budget (every arm reached {best['mean_best']:.6g}; {better} is better).")
+    tied = [r["arm"] for r in ranked if same_score(r["mean_best"], best["mean_best"])]
+    if len(tied) > 1:
+        return (f"In {base.folder.name}, {', '.join(f'`{a}`' for a in tied)} tie at "
+                f"{best['mean_best']:.6g} ({better} is better): no effect between them at "
+                "this budget.")
     text = (f"In {base.folder.name}, `{best['arm']}` has the best mean {best['mean_best']:.6g} "
             f"(n={int(best['n'])}; {better} is better)")
     if len(ranked) > 1:

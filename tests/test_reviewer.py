@@ -260,9 +260,27 @@ def test_a_run_with_no_valid_action_stops_to_make_actions_valid_first(tmp_path):
                  "reward": 0.0, "message": "no code block"}
                 for arm in ("c_puct=0.5", "c_puct=1", "c_puct=2") for seed in (0, 1)])
     (result.folder / "data" / "summary.csv").unlink()  # rendered again, with the rollouts
+    from harness.memory import add_comment
+
+    add_comment(result.folder, "please run 3 seeds")  # the evidence comes before comments
     proposal, _ = proposal_of(read_result(result.folder))
     assert proposal.stop and "Make actions valid first" in proposal.summary
     assert "seeds" not in proposal.title.lower()
+    [response] = proposal.comment_responses
+    assert response["response"].startswith("Not run: make actions valid first")
+
+
+def test_identical_actions_read_as_no_effect_in_the_review(tmp_path):
+    result = recorded(tmp_path / "same", C_PUCT, {"c_puct=0.5": [3, 3], "c_puct=1": [3, 3],
+                                                  "c_puct=2": [3, 3]})
+    log = records.CsvLog(result.folder / "data" / "rollouts.csv", records.ROLLOUT_COLUMNS)
+    log.append([{"arm": arm, "seed": seed, "step": 0, "group": 0, "valid": True, "reward": 1.0,
+                 "text": f"abc{seed}"} for arm in ("c_puct=0.5", "c_puct=1", "c_puct=2")
+                for seed in (0, 1)])
+    (result.folder / "data" / "summary.csv").unlink()
+    proposal, _ = proposal_of(read_result(result.folder))
+    assert "all arms sampled the same actions: no effect at this budget" in proposal.rationale \
+        or "all arms sampled the same actions: no effect at this budget" in proposal.summary
 
 
 def test_a_comment_asking_for_3_seeds_is_acted_on_with_3_or_not_at_all(interior):
