@@ -277,7 +277,12 @@ def _proposal(base: Result, title: str, hypothesis: str, arms: list[dict], basel
 
 def _stop(reason: str, evidence: list[dict], base: Result, best: dict | None) -> dict:
     answer = reason
-    if best is not None:
+    tied = [r["arm"] for r in base.ranked()
+            if best is not None and same_score(r["mean_best"], best["mean_best"])]
+    if len(tied) > 1:
+        answer += (f" No single best configuration: {', '.join(f'`{a}`' for a in tied)} tie "
+                   f"at {best['mean_best']:.6g} in {base.folder.name}.")
+    elif best is not None:
         answer += (f" Best configuration: `{best['arm']}` ({best['overrides'] or 'defaults'}) "
                    f"with mean best {best['mean_best']:.6g} (n={int(best['n'])}) in "
                    f"{base.folder.name}.")

@@ -120,7 +120,9 @@ def best_configuration(results: list[Result]) -> dict | None:
     plan = result.plan
     settings = {**plan["settings"], **top["overrides"]}
     sets = " ".join(f"--set {k}={v}" for k, v in settings.items())
-    return {"arm": top["arm"], "folder": result.folder.name, "score": _score(top),
+    tied = [r["arm"] for r in result.ranked() if same_score(r["mean_best"], top["mean_best"])]
+    return {"arm": top["arm"], "tied": tied if len(tied) > 1 else [],
+            "folder": result.folder.name, "score": _score(top),
             "best_raw": top["best_raw"], "overrides": top["overrides"],
             "settings": plan["settings"], "budget": plan["budget"],
             "command": f"harness discover --env {plan['env']} --model {plan['model']} "
@@ -134,7 +136,7 @@ def memory_text(root: Path, state: SweepState, results: list[Result]) -> str:
     direction = env_class(state.env).direction
     for entry, result in zip(state.experiments, results, strict=False):
         top = headline(result)
-        outcome = (f"best `{top['arm']}` {_score(top)}" if top else
+        outcome = (f"best {_headline_text(result, top)}" if top else
                    f"failed: {entry.error}" if entry.status == "failed" else entry.status)
         arms = ", ".join(f"{a['name']}={a['overrides']}" for a in result.plan["arms"])
         tried.append(f"- {entry.folder} ({entry.status}): {what_changed(result.plan, None)}; "

@@ -106,3 +106,14 @@ def test_a_sweep_row_names_a_tie_at_the_top(tmp_path):
     plan = {"env": "toy", "arms": [{"name": a, "overrides": {}} for a in "abc"]}
     result = Result(0, tmp_path, plan, rows, "done", "", "")
     assert _headline_text(result, result.ranked()[0]).startswith("tie: `a`, `b` 12")
+
+
+def test_a_sweep_with_tied_arms_names_no_single_best_configuration(tmp_path):
+    from harness.proposal import Result
+    from harness.sweep_digest import best_configuration
+
+    rows = summary({"a": 12.0, "b": 12.0})
+    plan = {"env": "toy", "arms": [{"name": a, "overrides": {}} for a in "ab"],
+            "settings": {}, "budget": "smoke", "model": "tiny"}
+    best = best_configuration([Result(0, tmp_path, plan, rows, "done", "", "")])
+    assert best["tied"] == ["a", "b"]
