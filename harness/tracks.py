@@ -49,6 +49,7 @@ from harness import figures
 from harness.env import env_class
 from harness.experiment import new_experiment_dir, render_script, slugify
 from harness.planner import validate_plan
+from harness.report_text import same_score
 from harness.resources import templates
 from harness.sweep import results_of, run_sweep, start_sweep
 from harness.sweep_digest import best_configuration, experiment_rows, write_digest
@@ -329,6 +330,11 @@ def write_tracks_digest(root: Path) -> Path:
                 row["best_score"] < lead["row"]["best_score"] if row["direction"] == "min"
                 else row["best_score"] > lead["row"]["best_score"])):
             leaders[row["env"]] = s
+    for lead in leaders.values():  # tracks level with the leader: a tie, no better track
+        lead["tied_tracks"] = [t["row"]["track"] for t in summaries
+                               if t["row"]["env"] == lead["row"]["env"]
+                               and t["row"]["best_score"] is not None
+                               and same_score(t["row"]["best_score"], lead["row"]["best_score"])]
     path = root / DIGEST
     path.write_text(templates().get_template("tracks.md.j2").render(
         root=root, tracks=summaries, leaders=list(leaders.values()),
