@@ -45,7 +45,7 @@ from harness.proposal import (
     validate_proposal,
 )
 from harness.report import WEAK_VALID_FRAC
-from harness.report_text import identical_actions, same_score
+from harness.report_text import identical_actions, pooled_valid_frac
 
 PATIENCE = 2          # experiments without a new best before the sweep stops
 RESOLUTION = 0.05     # relative grid spacing below which a knob is not refined further
@@ -199,13 +199,12 @@ def _directions(base: Result, ranked: list[dict], results: list[Result],
 def _mostly_invalid(result: Result) -> str | None:
     """A reason to stop when the experiment's actions were (almost) never valid."""
     summary = result.summary
-    if summary.empty or "valid_frac" not in summary or summary["rollouts"].sum() == 0:
+    if summary.empty or "valid_frac" not in summary:
         return None
-    ran = summary[summary["rollouts"] > 0]
-    valid = float((ran["valid_frac"] * ran["rollouts"]).sum() / ran["rollouts"].sum())
-    if valid >= WEAK_VALID_FRAC:
+    valid = pooled_valid_frac(summary)
+    if valid is None or valid >= WEAK_VALID_FRAC:
         return None
-    return (f"Make actions valid first: only {valid:.1%} of {int(ran['rollouts'].sum())} "
+    return (f"Make actions valid first: only {valid:.1%} of {int(summary['rollouts'].sum())} "
             f"rollouts in {result.folder.name} were valid, so its scores say nothing about "
             "the knobs; more seeds or a finer grid would only repeat that (see the report's "
             "Diagnostics: another action format or a bigger model).")
@@ -233,7 +232,7 @@ def _reading(base: Result, ranked: list[dict]) -> str:
     if rollouts.exists() and identical_actions(pd.read_csv(rollouts, dtype={"arm": str})):
         return (f"In {base.folder.name}, all arms sampled the same actions: no effect at this "
                 f"budget (every arm reached {best['mean_best']:.6g}; {better} is better).")
-    tied = [r["arm"] for r in ranked if same_score(r["mean_best"], best["mean_best"])]
+    tied = base.tied_best()
     if len(tied) > 1:
         return (f"In {base.folder.name}, {', '.join(f'`{a}`' for a in tied)} tie at "
                 f"{best['mean_best']:.6g} ({better} is better): no effect between them at "
@@ -277,8 +276,7 @@ def _proposal(base: Result, title: str, hypothesis: str, arms: list[dict], basel
 
 def _stop(reason: str, evidence: list[dict], base: Result, best: dict | None) -> dict:
     answer = reason
-    tied = [r["arm"] for r in base.ranked()
-            if best is not None and same_score(r["mean_best"], best["mean_best"])]
+    tied = base.tied_best() if best is not None else []
     if len(tied) > 1:
         answer += (f" No single best configuration: {', '.join(f'`{a}`' for a in tied)} tie "
                    f"at {best['mean_best']:.6g} in {base.folder.name}.")

@@ -31,6 +31,7 @@ from harness.planner import (
     fit_settings,
     validate_plan,
 )
+from harness.report_text import same_score
 
 MAX_SEEDS = 8
 BUDGET_ORDER = list(EXPERIMENT_BUDGETS)  # smoke < small < medium < paper
@@ -147,6 +148,11 @@ class Result:
                 for r in self.summary[self.summary["n"] > 0].to_dict("records")]
         sign = 1 if self.direction == "min" else -1
         return sorted(rows, key=lambda r: sign * r["mean_best"])
+
+    def tied_best(self) -> list[str]:
+        """The arms whose mean best equals the best arm's (a tie when more than one)."""
+        ranked = self.ranked()
+        return [r["arm"] for r in ranked if same_score(r["mean_best"], ranked[0]["mean_best"])]
 
 
 def read_result(folder: Path, index: int = 0, status: str = "done", error: str = "") -> Result:

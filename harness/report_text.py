@@ -24,6 +24,13 @@ def same_score(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
+def pooled_valid_frac(summary: pd.DataFrame) -> float | None:
+    """The valid fraction over all rollouts of these summary rows (None without rollouts)."""
+    ran = summary[summary["rollouts"] > 0]
+    total = ran["rollouts"].sum()
+    return float((ran["valid_frac"] * ran["rollouts"]).sum() / total) if total else None
+
+
 def identical_actions(rollouts: pd.DataFrame) -> bool:
     """Whether every arm sampled exactly the same actions, in the same order (then no knob
     had any effect at this budget, whatever the scores say)."""
@@ -158,7 +165,7 @@ def weak_model_notes(summary: pd.DataFrame, arm_actions: dict[str, str], plan: d
     ran = summary[summary["rollouts"] > 0]
     for action in sorted({arm_actions.get(a, "auto") for a in ran["arm"]}):
         mine = ran[[arm_actions.get(a, "auto") == action for a in ran["arm"]]]
-        valid = float((mine["valid_frac"] * mine["rollouts"]).sum() / mine["rollouts"].sum())
+        valid = pooled_valid_frac(mine)
         if valid >= threshold:
             continue
         where = "" if len(mine) == len(ran) else f" in arm(s) {', '.join(mine['arm'])}"

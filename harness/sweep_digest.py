@@ -21,7 +21,6 @@ from harness import figures
 from harness.env import env_class
 from harness.offline_reviewer import separated, tuned_keys
 from harness.proposal import Result, read_result
-from harness.report_text import same_score
 from harness.resources import templates
 from harness.reviewer import Review, load_review
 from harness.sweep_state import Ledger, SweepState
@@ -39,7 +38,7 @@ def _headline_text(result: Result, top: dict | None) -> str:
     """The best arm and its score; a tie at the top is named a tie, not a winner."""
     if top is None:
         return "-"
-    tied = [r["arm"] for r in result.ranked() if same_score(r["mean_best"], top["mean_best"])]
+    tied = result.tied_best()
     if len(tied) > 1:
         return f"tie: {', '.join(f'`{a}`' for a in tied)} {_score(top)}"
     return f"`{top['arm']}` {_score(top)}"
@@ -120,7 +119,7 @@ def best_configuration(results: list[Result]) -> dict | None:
     plan = result.plan
     settings = {**plan["settings"], **top["overrides"]}
     sets = " ".join(f"--set {k}={v}" for k, v in settings.items())
-    tied = [r["arm"] for r in result.ranked() if same_score(r["mean_best"], top["mean_best"])]
+    tied = result.tied_best()
     return {"arm": top["arm"], "tied": tied if len(tied) > 1 else [],
             "folder": result.folder.name, "score": _score(top),
             "best_raw": top["best_raw"], "overrides": top["overrides"],
