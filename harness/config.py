@@ -15,7 +15,7 @@ from dataclasses import dataclass
 SAMPLERS = ("puct", "eps_greedy", "greedy", "none")
 OBJECTIVES = ("entropic_adaptive", "entropic_const", "mean", "none")
 ACTIONS = ("auto", "program", "construction")
-FAST_SAMPLER = ("auto", "on", "off")
+FAST_SAMPLER = ("auto", "on", "off", "shared")
 EVAL_EXECUTORS = ("local", "ray")
 REASONING = ("auto", "on", "off")
 
@@ -71,7 +71,15 @@ class Config:
     sample_batch_size: int = 64
     """Sequences generated together (memory only)."""
     fast_sampler: str = "auto"
-    """Static-cache, CUDA-graph sampler (harness/fast_sampler.py): auto (on for CUDA), on, off."""
+    """Sampling backend: on = static cache + CUDA graph (harness/fast_sampler.py), shared =
+    each prompt prefilled once per group, finished rows leave the batch
+    (harness/shared_sampler.py), off = transformers generate; auto = on for CUDA, shared
+    on CPU."""
+    stop_at_answer: bool = False
+    """End each action where its answer is complete (harness/answers.py): the list's closing
+    bracket, the code block's closing fence; EOS is appended and nothing after it is kept.
+    Off in the released configuration (actions end at EOS or the token cap); on in the
+    scaled-down budgets, where a small model keeps writing prose after its answer."""
 
     # --- search (start-state selection) ---
     sampler: str = "puct"
@@ -187,15 +195,21 @@ def field_names() -> list[str]:
 # The scaled-down budgets keep the evaluation settings of before the released ones became the
 # defaults: a 1000 s program budget or 150 AtCoder cases would stall a CPU run.
 SCALED_DOWN_EVAL = dict(eval_timeout_s=10.0, atcoder_cases=8)
+# ... end actions at their answer, and train on a whole group's rollouts at once, so that its
+# prompt runs forward and backward once (issue 19: the ~950-token prompt dominated a CPU step's
+# training; a micro-batch only bounds memory, and short actions need little). Kept apart from
+# the evaluation settings, so a plan written before them resumes as it began
+# (planner._with_scaled_down_eval).
+SCALED_DOWN_SAMPLING = dict(stop_at_answer=True, train_micro_batch=8)
 
 # Paper defaults are the dataclass defaults; presets scale the budget down.
 BUDGETS: dict[str, dict] = {
     "smoke": dict(steps=2, groups_per_step=2, group_size=4, max_new_tokens=32, lora_rank=4,
-                  learning_rate=1e-3, **SCALED_DOWN_EVAL),
+                  learning_rate=1e-3, **SCALED_DOWN_EVAL, **SCALED_DOWN_SAMPLING),
     "small": dict(steps=8, groups_per_step=2, group_size=8, max_new_tokens=160,
-                  learning_rate=1e-3, **SCALED_DOWN_EVAL),  # as the planner's (planner.py)
+                  learning_rate=1e-3, **SCALED_DOWN_EVAL, **SCALED_DOWN_SAMPLING),
     "medium": dict(steps=20, groups_per_step=8, group_size=8, max_new_tokens=512,
-                   **SCALED_DOWN_EVAL),
+                   **SCALED_DOWN_EVAL, **SCALED_DOWN_SAMPLING),
     "paper": dict(),  # the released configuration: the dataclass defaults
 }
 

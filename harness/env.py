@@ -23,6 +23,8 @@ from pathlib import Path
 
 import jinja2
 
+from harness import answers
+from harness.answers import AnswerEnd, parse_number_list
 from harness.config import Config
 
 
@@ -70,20 +72,7 @@ class EnvError(ValueError):
 
 
 # --- parsing helpers shared by envs ---
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)"
-_RUN = re.compile(rf"(?:{_NUMBER})(?:[\s,;\[\]()]*(?:{_NUMBER}))*", re.IGNORECASE)
 _CODE_BLOCK = re.compile(r"```[ \t]*(?:python|py|cpp|c\+\+)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
-
-
-def parse_number_list(text: str) -> list[float]:
-    """The longest run of numbers in `text`, separated only by spaces, commas, semicolons,
-    newlines or brackets (the last such run on ties). Prose around it is ignored, so "Here are
-    24 values: [0.1, 0.2]" gives [0.1, 0.2]. NaN and inf are kept for the verifier to reject."""
-    runs = [m.group(0) for m in _RUN.finditer(text)]
-    if not runs:
-        raise ValueError("no list of numbers found in the answer")
-    best = max(reversed(runs), key=lambda r: len(re.findall(_NUMBER, r, re.IGNORECASE)))
-    return [float(tok) for tok in re.findall(_NUMBER, best, re.IGNORECASE)]
 
 
 def extract_code(text: str) -> str:
@@ -219,6 +208,11 @@ class Env:
 
     def answer_prefix(self, action: str) -> str:
         return self.answer_prefixes.get(action, "")
+
+    def answer_end(self, action: str) -> AnswerEnd:
+        """Where an action's answer is complete (harness/answers.py): a program at its code
+        block's closing fence, a construction at its list's closing bracket."""
+        return answers.CODE_BLOCK if action == "program" else answers.LIST
 
     def canonical(self, values) -> str:
         try:

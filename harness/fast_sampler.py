@@ -19,8 +19,11 @@ one captured CUDA graph removes that overhead. What runs:
   Gumbel-max trick (argmax of logp - log E, E ~ Exp(1)) drawn from torch's global generator,
   so runs are seeded by `torch.manual_seed`; `greedy=True` takes the argmax instead (its
   log-probs are then those of T = 1). Finished rows keep running (static shapes) but emit
-  padding with log-prob 0; the loop stops when every row has emitted EOS, checked every
-  step on CPU and every `CHECK_EVERY` steps on CUDA (each check is a host sync).
+  padding with log-prob 0; the loop stops when every row has emitted EOS or completed its
+  answer (an `answers.AnswerWatch`, fed the new tokens at each check), checked every step on
+  CPU and every `CHECK_EVERY` steps on CUDA (each check is a host sync). The log-prob of EOS
+  is kept at every position, so a row whose answer completed inside a block still gets its
+  end token right after the answer (`AnswerWatch.cut`).
 
 LoRA: adapters are merged into the base weights for sampling (`merged_lora`), not applied in
 the graph. Merged, each projection is one GEMM instead of three plus an add (about 3x fewer
@@ -43,6 +46,8 @@ import inspect
 from collections.abc import Iterator
 
 import torch
+
+from harness.answers import AnswerWatch
 
 WARMUP_STEPS = 3   # eager decode steps on a side stream before capture (CUDA)
 CHECK_EVERY = 16   # decode steps between "all rows done?" host syncs (CUDA)
@@ -129,26 +134,29 @@ class _Decoder:
         return logits_BV
 
 
-def pick(logits_BV: torch.Tensor, temperature: float, greedy: bool
-         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next token of each row and its log-prob under softmax(logits / T), in fp32."""
+def pick(logits_BV: torch.Tensor, temperature: float, greedy: bool, eos_id: int
+         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Next token of each row, its log-prob and EOS's under softmax(logits / T), in fp32."""
     logp_BV = torch.log_softmax(logits_BV.float() / (1.0 if greedy else temperature), dim=-1)
     if greedy:
         token_B = logp_BV.argmax(-1)
     else:  # Gumbel-max: argmax(log p - log E), E ~ Exp(1), is a draw from p
         token_B = (logp_BV - torch.empty_like(logp_BV).exponential_().log()).argmax(-1)
-    return token_B, logp_BV.gather(-1, token_B[:, None])[:, 0]
+    return token_B, logp_BV.gather(-1, token_B[:, None])[:, 0], logp_BV[:, eos_id]
 
 
 @torch.no_grad()
 def generate(model: torch.nn.Module, input_BP: torch.Tensor, mask_BP: torch.Tensor,
              max_new_tokens: int, temperature: float, eos_id: int, pad_id: int,
-             greedy: bool = False, cuda_graph: bool | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample up to `max_new_tokens` per left-padded row: (tokens_BN, logprobs_BN).
+             greedy: bool = False, cuda_graph: bool | None = None,
+             watch: AnswerWatch | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample up to `max_new_tokens` per left-padded row: (tokens_BN, logprobs_BN, and the
+    log-prob of EOS at each position, eos_logprobs_BN).
 
     After a row's EOS its tokens are `pad_id` and its log-probs 0. N < max_new_tokens when
-    every row finished early. `cuda_graph` defaults to "on CUDA".
+    every row finished early. `cuda_graph` defaults to "on CUDA". A `watch` is fed the tokens
+    at every check and ends each row at its answer (`AnswerWatch.cut`).
     """
     if cuda_graph is None:
         cuda_graph = input_BP.device.type == "cuda"
@@ -156,26 +164,51 @@ def generate(model: torch.nn.Module, input_BP: torch.Tensor, mask_BP: torch.Tens
     tokens_BN = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long,
                            device=input_BP.device)
     logprobs_BN = torch.zeros(batch, max_new_tokens, device=input_BP.device)
+    eos_BN = torch.zeros(batch, max_new_tokens, device=input_BP.device)
     with merged_lora(model):
         dec = _Decoder(model, input_BP, mask_BP, max_new_tokens)
         done_B = torch.zeros(batch, dtype=torch.bool, device=input_BP.device)
 
         def emit(t: int, logits_BV: torch.Tensor) -> None:
-            token_B, logp_B = pick(logits_BV, temperature, greedy)
+            token_B, logp_B, logp_eos_B = pick(logits_BV, temperature, greedy, eos_id)
             token_B = token_B.masked_fill(done_B, pad_id)
             tokens_BN[:, t] = token_B
             logprobs_BN[:, t] = logp_B.masked_fill(done_B, 0.0)
+            eos_BN[:, t] = logp_eos_B
             done_B.logical_or_(token_B == eos_id)
             dec.token_B1.copy_(token_B[:, None])
 
         emit(0, dec.prefill())
         steps = _decode_steps(dec, cuda_graph)
-        t = 1
+        t, fed = 1, 0  # tokens emitted, tokens the watch has seen
         every = CHECK_EVERY if input_BP.device.type == "cuda" else 1
-        while t < max_new_tokens and not (t % every == 0 and bool(done_B.all())):
+        while t < max_new_tokens:
+            if t % every == 0:
+                if watch is not None:
+                    fed = _watch_block(watch, tokens_BN, fed, t, done_B)
+                if bool(done_B.all()):
+                    break
             emit(t, steps(t))
             t += 1
-    return tokens_BN[:, :t], logprobs_BN[:, :t]
+    tokens_BN, logprobs_BN, eos_BN = tokens_BN[:, :t], logprobs_BN[:, :t], eos_BN[:, :t]
+    if watch is not None:
+        _watch_block(watch, tokens_BN, fed, t, None)
+        watch.cut(tokens_BN, logprobs_BN, eos_BN, pad_id)
+    return tokens_BN, logprobs_BN, eos_BN
+
+
+def _watch_block(watch: AnswerWatch, tokens_BN: torch.Tensor, first: int, stop: int,
+                 done_B: torch.Tensor | None) -> int:
+    """Feed tokens first..stop-1 to the watch (one host copy) and mark the rows it stopped
+    done; returns `stop`, the tokens fed so far."""
+    block = tokens_BN[:, first:stop].tolist()
+    rows = list(range(len(block)))
+    for k in range(stop - first):
+        watch.feed(first + k, rows, [row[k] for row in block])
+    if done_B is not None:
+        stopped = [watch.stopped(b, stop - 1) for b in rows]
+        done_B.logical_or_(torch.tensor(stopped, device=done_B.device))
+    return stop
 
 
 def _decode_steps(dec: _Decoder, cuda_graph: bool):

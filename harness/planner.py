@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from harness.config import SCALED_DOWN_EVAL, Config, ConfigError, field_names
+from harness.config import SCALED_DOWN_EVAL, SCALED_DOWN_SAMPLING, Config, ConfigError, field_names
 from harness.env import ENVS, env_class
 
 
@@ -38,19 +38,19 @@ class Budget:
     grid: int            # values in a tuning grid (3 or 5)
 
 
-# small: ~6 s per rollout on 2 CPU cores with smollm2 (3 s sampling + 3 s training), so
-# 144 rollouts (3 arms x 4 steps x 2 groups x 6) is about 15 minutes.
+# small: ~2.5 s per rollout on 2 CPU cores with smollm2 since actions end at their answer
+# (issue 19), so 288 rollouts (3 arms x 8 steps x 2 groups x 6) take about 12 minutes.
 EXPERIMENT_BUDGETS: dict[str, Budget] = {
     "smoke": Budget(dict(steps=2, groups_per_step=1, group_size=4, max_new_tokens=16,
-                         lora_rank=4, learning_rate=1e-3, **SCALED_DOWN_EVAL), seeds=1,
-                    max_arms=4, max_rollouts=64, grid=3),
+                         lora_rank=4, learning_rate=1e-3, **SCALED_DOWN_EVAL,
+                         **SCALED_DOWN_SAMPLING), seeds=1, max_arms=4, max_rollouts=64, grid=3),
     # lr 1e-3: in 4-6 steps it is what lets the policy learn the action format (same seeds,
     # erdos, smollm2: valid 83.7% vs 72.9% without training; at 1e-4 training changed little)
-    "small": Budget(dict(steps=4, groups_per_step=2, group_size=6, max_new_tokens=160,
-                         learning_rate=1e-3, **SCALED_DOWN_EVAL), seeds=1, max_arms=4,
-                    max_rollouts=144, grid=3),
+    "small": Budget(dict(steps=8, groups_per_step=2, group_size=6, max_new_tokens=160,
+                         learning_rate=1e-3, **SCALED_DOWN_EVAL, **SCALED_DOWN_SAMPLING),
+                    seeds=1, max_arms=4, max_rollouts=288, grid=3),
     "medium": Budget(dict(steps=10, groups_per_step=4, group_size=8, max_new_tokens=512,
-                          **SCALED_DOWN_EVAL),
+                          **SCALED_DOWN_EVAL, **SCALED_DOWN_SAMPLING),
                      seeds=3, max_arms=8, max_rollouts=8 * 3 * 10 * 32, grid=5),
     # the released configuration (the Config defaults): 50 steps of 64 groups x 8 rollouts
     "paper": Budget(dict(), seeds=3, max_arms=8, max_rollouts=8 * 3 * 50 * 512, grid=5),

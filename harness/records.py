@@ -25,7 +25,7 @@ STEP_COLUMNS = [
 ]
 ROLLOUT_COLUMNS = [
     "arm", "seed", "step", "group", "parent_id", "child_id", "raw_score", "reward", "valid",
-    "advantage", "message", "tokens", "finished", "text",
+    "advantage", "message", "tokens", "finished", "complete", "text",
 ]
 BUFFER_COLUMNS = ["arm", "seed", "id", "parent_id", "step", "raw_score", "value", "visits",
                   "best_reachable"]

@@ -223,6 +223,16 @@ def shortened_prompts(steps: pd.DataFrame, rollouts: pd.DataFrame) -> tuple[int,
     return int(steps["prompts/shortened"].fillna(0).sum()), total
 
 
+def action_lengths(rollouts: pd.DataFrame) -> dict | None:
+    """Tokens per rollout, the share whose answer was complete and the share cut at the
+    token cap (not ended by EOS); None for folders that did not record them."""
+    if rollouts.empty or "tokens" not in rollouts or "finished" not in rollouts:
+        return None
+    complete = rollouts["complete"].astype(bool).mean() if "complete" in rollouts else None
+    return {"tokens": float(rollouts["tokens"].mean()), "complete": complete,
+            "capped": float((~rollouts["finished"].astype(bool)).mean())}
+
+
 def code_span(text: str) -> str:
     """`text` as a markdown code span, whatever backticks it holds."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
@@ -273,6 +283,7 @@ def write_report(folder: Path) -> Path:
         "valid_steps": valid_by_step(rec.steps, arms), "failures": failures(rec.rollouts),
         "valid_all": valid_all, "rollouts_n": rollouts_n,
         "shortened": shortened_prompts(rec.steps, rec.rollouts),
+        "lengths": action_lengths(rec.rollouts),
         "weak": weak, "code": code_span,
         "findings": findings(summary, plan["baseline"], direction, start,
                              identical_actions(rec.rollouts)),

@@ -1,18 +1,20 @@
 """Sampling actions from the policy, with the per-token log-probs the loss needs.
 
-Two backends produce the same tensors (tokens and their log-probs per left-padded prompt) and
-the rollouts are built from them in one place (`_rollouts`):
-- `generate` (reference): transformers' `generate` with pure temperature sampling (no top-k,
-  no top-p), so the processed scores it returns are exactly logits / T and log_softmax of them
-  is the sampling distribution: the importance ratio in the loss starts at 1 for the sampler's
-  own tokens.
-- `fast` (`harness.fast_sampler`): static KV cache, LoRA merged, decode step in a CUDA graph;
-  the same distribution, several times the tokens/s on a GPU.
-`fast_sampler="auto"` (the config key of the same name) picks `fast` on CUDA and `generate`
-on CPU; "on" / "off" force one. Prompts are chat-formatted (with the template's reasoning mode
-on or off, `reasoning_switch`) and left-padded; each prompt is sampled `group_size` times.
+Three backends produce the same tensors (tokens and their log-probs, one row per rollout, a
+group's rows together) and the rollouts are built from them in one place (`_rollouts`):
+- `generate` (reference, `fast_sampler=off`): transformers' `generate` with pure temperature
+  sampling (no top-k, no top-p), so the processed scores it returns are exactly logits / T and
+  log_softmax of them is the sampling distribution: the importance ratio in the loss starts
+  at 1 for the sampler's own tokens.
+- `shared` (`harness.shared_sampler`, the CPU default): each prompt prefilled once for its
+  group, finished rows leave the batch, LoRA merged.
+- `fast` (`harness.fast_sampler`, the CUDA default): static KV cache, LoRA merged, decode step
+  in a CUDA graph.
+All three draw from the same distribution. Prompts are chat-formatted (with the template's
+reasoning mode on or off, `reasoning_switch`); each prompt is sampled `group_size` times.
 Prompts are never cut here; a batch's new tokens are capped so that its longest prompt plus
-the action fits the model's context (`fitted_new_tokens`).
+the action fits the model's context (`fitted_new_tokens`). With `stop_at_answer`, every
+backend feeds an `answers.AnswerWatch` and each row ends at its answer, then EOS (issue 19).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.answers import AnswerEnd, AnswerWatch
 from harness.config import FAST_SAMPLER, REASONING
 from harness.model import Policy
 
@@ -35,6 +38,7 @@ class Rollout:
     logprobs: list[float]    # sampler's log-prob of each action token
     text: str                # decoded action (special tokens stripped)
     finished: bool           # ended with EOS (False: cut at max_new_tokens)
+    complete: bool = False   # the answer is complete (`answers.AnswerEnd`)
 
     @property
     def num_tokens(self) -> int:
@@ -100,43 +104,59 @@ def fitted_new_tokens(max_new_tokens: int, longest_prompt: int, context: int | N
     return min(max_new_tokens, context - longest_prompt)
 
 
-def use_fast_sampler(setting: str, device: torch.device) -> bool:
-    """The `fast_sampler` config value -> whether `harness.fast_sampler` generates."""
+def backend(setting: str, device: torch.device) -> str:
+    """The `fast_sampler` config value -> the backend that samples: "fast" (static cache,
+    CUDA graph), "shared" (prompt prefilled once per group, finished rows leave the batch:
+    the CPU default) or "generate" (transformers, the reference)."""
     if setting not in FAST_SAMPLER:
         raise ValueError(f"fast_sampler must be one of {', '.join(FAST_SAMPLER)}; got {setting!r}")
-    return setting == "on" or (setting == "auto" and torch.device(device).type == "cuda")
+    if setting == "auto":
+        return "fast" if torch.device(device).type == "cuda" else "shared"
+    return {"on": "fast", "off": "generate"}.get(setting, setting)
 
 
 @torch.no_grad()
 def sample(policy: Policy, prompts: list[str], group_size: int, max_new_tokens: int,
            temperature: float = 1.0, answer_prefix: str = "", batch_size: int = 64,
-           fast_sampler: str = "auto", reasoning: str = "auto") -> list[Rollout]:
+           fast_sampler: str = "auto", reasoning: str = "auto",
+           answer_end: AnswerEnd | None = None, stop_at_answer: bool = False
+           ) -> list[Rollout]:
     """Sample `group_size` actions for each prompt; rollouts come grouped, prompt by prompt.
 
     `answer_prefix` starts the assistant's answer (e.g. "[" for a list of numbers): it is part
     of the prompt tokens, not of the action, and is prepended to each rollout's text. Each
-    batch generates at most `max_new_tokens`, fewer where its longest prompt needs the room
-    (`fitted_new_tokens`); a prompt longer than the context raises ValueError up front.
+    batch (whole groups, about `batch_size` rollouts) generates at most `max_new_tokens`,
+    fewer where its longest prompt needs the room (`fitted_new_tokens`); a prompt longer than
+    the context raises ValueError up front. `answer_end` says where an answer is complete
+    (`Rollout.complete`); with `stop_at_answer` each row stops there and ends with EOS.
     """
     policy.model.eval()
-    fast = use_fast_sampler(fast_sampler, policy.device)
+    kind = backend(fast_sampler, policy.device)
     prefix_ids = policy.tokenizer(answer_prefix, add_special_tokens=False)["input_ids"] \
         if answer_prefix else []
     prompt_ids = [chat_prompt_ids(policy, p, reasoning) + prefix_ids for p in prompts]
     context = context_length(policy)
     fitted_new_tokens(max_new_tokens, max(map(len, prompt_ids)), context)  # fail before any work
-    jobs = [(g, ids) for g, ids in enumerate(prompt_ids) for _ in range(group_size)]
+    per_batch = max(1, batch_size // group_size)  # prompts per batch
     rollouts: list[Rollout] = []
-    for start in range(0, len(jobs), batch_size):
-        batch = jobs[start:start + batch_size]
-        input_BP, mask_BP = left_pad(policy, [ids for _, ids in batch])
-        new_tokens = fitted_new_tokens(max_new_tokens, input_BP.shape[1], context)
-        tokens_BN, logprobs_BN = generate_tokens(policy, input_BP, mask_BP, new_tokens,
-                                                 temperature, fast)
-        rollouts += _rollouts(policy, batch, tokens_BN, logprobs_BN)
+    for start in range(0, len(prompt_ids), per_batch):
+        chunk = prompt_ids[start:start + per_batch]
+        new_tokens = fitted_new_tokens(max_new_tokens, max(map(len, chunk)), context)
+        watch = AnswerWatch(answer_end if stop_at_answer else None, _piece(policy.tokenizer),
+                            answer_prefix, len(chunk) * group_size, policy.tokenizer.eos_token_id)
+        tokens_BN, logprobs_BN = generate_tokens(policy, chunk, group_size, new_tokens,
+                                                 temperature, kind, watch)
+        jobs = [(start + g, ids) for g, ids in enumerate(chunk) for _ in range(group_size)]
+        rollouts += _rollouts(policy, jobs, tokens_BN, logprobs_BN)
     for r in rollouts:
         r.text = answer_prefix + r.text
+        r.complete = answer_end is not None and answer_end.find(r.text) is not None
     return rollouts
+
+
+def _piece(tokenizer):
+    """Token id -> its text (special tokens as nothing), for the answer watch."""
+    return lambda token: tokenizer.decode([token], skip_special_tokens=True)
 
 
 def left_pad(policy: Policy, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,26 +171,47 @@ def left_pad(policy: Policy, prompts: list[list[int]]) -> tuple[torch.Tensor, to
     return input_BP, mask_BP
 
 
-def generate_tokens(policy: Policy, input_BP: torch.Tensor, mask_BP: torch.Tensor,
-                    max_new_tokens: int, temperature: float, fast: bool
+def generate_tokens(policy: Policy, prompts: list[list[int]], group_size: int,
+                    max_new_tokens: int, temperature: float, kind: str, watch: AnswerWatch
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tokens_BN, logprobs_BN) from either backend; rows may continue past EOS (ignored)."""
+    """(tokens_BN, logprobs_BN) for each prompt `group_size` times, from the `kind` backend;
+    rows may continue past EOS (ignored)."""
     tok = policy.tokenizer
-    if fast:
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    if kind == "shared":
+        from harness import shared_sampler
+
+        return shared_sampler.generate(policy.model, *left_pad(policy, prompts), group_size,
+                                       max_new_tokens, temperature, eos, pad, watch)[:2]
+    input_BP, mask_BP = left_pad(policy, [ids for ids in prompts for _ in range(group_size)])
+    if kind == "fast":
         from harness import fast_sampler
 
         return fast_sampler.generate(policy.model, input_BP, mask_BP, max_new_tokens,
-                                     temperature, tok.eos_token_id, tok.pad_token_id)
+                                     temperature, eos, pad, watch=watch)[:2]
     out = policy.model.generate(
         input_ids=input_BP, attention_mask=mask_BP, do_sample=True, temperature=temperature,
         top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, output_scores=True,
-        return_dict_in_generate=True, pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id)
-    tokens_BN = out.sequences[:, input_BP.shape[1]:]
-    scores_BNV = torch.stack(out.scores, dim=1).float()
-    logprobs_BN = torch.log_softmax(scores_BNV, dim=-1).gather(
-        -1, tokens_BN.unsqueeze(-1)).squeeze(-1)
+        return_dict_in_generate=True, pad_token_id=pad, eos_token_id=eos,
+        stopping_criteria=[_WatchStop(watch, input_BP.shape[1])])
+    tokens_BN = out.sequences[:, input_BP.shape[1]:].cpu()
+    logp_BNV = torch.log_softmax(torch.stack(out.scores, dim=1).float(), dim=-1).cpu()
+    logprobs_BN = logp_BNV.gather(-1, tokens_BN.unsqueeze(-1)).squeeze(-1)
+    watch.cut(tokens_BN, logprobs_BN, logp_BNV[:, :, eos], pad)
     return tokens_BN, logprobs_BN
+
+
+class _WatchStop:
+    """transformers stopping criterion: feeds the watch each new token, stops its rows."""
+
+    def __init__(self, watch: AnswerWatch, prompt_width: int):
+        self.watch, self.width = watch, prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        t = input_ids.shape[1] - self.width - 1
+        rows = list(range(input_ids.shape[0]))
+        self.watch.feed(t, rows, input_ids[:, -1].tolist())
+        return torch.tensor([self.watch.stopped(b, t) for b in rows], device=input_ids.device)
 
 
 def _rollouts(policy: Policy, jobs: list[tuple[int, list[int]]], tokens_BN: torch.Tensor,

@@ -100,7 +100,8 @@ def run_ttt(cfg: Config, run_dir: Path, *, arm: str = "default", resume: bool = 
             rollouts = sample(policy, prompts, cfg.group_size, cfg.max_new_tokens,
                               cfg.temperature, env.answer_prefix(action),
                               batch_size=cfg.sample_batch_size, fast_sampler=cfg.fast_sampler,
-                              reasoning=cfg.reasoning)
+                              reasoning=cfg.reasoning, answer_end=env.answer_end(action),
+                              stop_at_answer=cfg.stop_at_answer)
             t_sample = time.perf_counter()
             # --- evaluate ---
             jobs = [(r.text, starts[r.group].construction) for r in rollouts]
@@ -214,6 +215,7 @@ def rollout_rows(cfg, arm, step, starts, rollouts, results, advantages, child_id
              "parent_id": starts[r.group].id, "child_id": cid, "raw_score": res.raw_score,
              "reward": res.reward, "valid": res.valid, "advantage": adv,
              "message": res.message, "tokens": r.num_tokens, "finished": r.finished,
+             "complete": r.complete,
              "text": r.text}
             for r, res, adv, cid in zip(rollouts, results, advantages, child_ids, strict=True)]
 

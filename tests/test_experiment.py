@@ -93,6 +93,10 @@ def test_the_reports_numbers_equal_those_computed_from_the_csvs(smoke):
                                or "equal: no effect at this budget" in ln for ln in comparisons)
     for figure in ("best_so_far", "reward_distribution", "arm_comparison"):
         assert f"(figures/{figure}.png)" in report
+    capped = (~rollouts["finished"].astype(bool)).mean()
+    assert (f"Actions: {rollouts['tokens'].mean():.0f} tokens per rollout on average; "
+            f"{rollouts['complete'].mean():.0%} hold a complete answer; {capped:.0%} ran to "
+            "the token cap.") in report
 
 
 def test_a_report_diagnoses_an_arm_whose_actions_are_almost_all_invalid(tmp_path):

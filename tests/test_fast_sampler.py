@@ -6,7 +6,7 @@ import torch
 from harness import fast_sampler
 from harness.config import Config, ConfigError
 from harness.model import add_lora, load_policy
-from harness.sampling import left_pad, sample, use_fast_sampler
+from harness.sampling import backend, left_pad, sample
 
 N = 12  # new tokens per row
 
@@ -38,7 +38,7 @@ def batch(policy):
 def fast(policy, batch, n=N, eos_id=-1, **kwargs):
     input_BP, mask_BP = batch
     return fast_sampler.generate(policy.model, input_BP, mask_BP, n, kwargs.pop("temperature", 1.0),
-                                 eos_id, policy.tokenizer.pad_token_id, **kwargs)
+                                 eos_id, policy.tokenizer.pad_token_id, **kwargs)[:2]
 
 
 def full_logits(model, input_BP, mask_BP, tokens_BN):
@@ -132,7 +132,7 @@ def test_a_seed_reproduces_the_samples(policy, batch):
 
 def test_sample_builds_the_same_rollouts_from_either_backend(policy):
     eos = policy.tokenizer.eos_token_id
-    for setting in ("on", "off"):
+    for setting in ("on", "off", "shared"):
         torch.manual_seed(0)
         rollouts = sample(policy, ["count to three", "hi"], group_size=2, max_new_tokens=N,
                           answer_prefix="[", fast_sampler=setting)
@@ -145,13 +145,14 @@ def test_sample_builds_the_same_rollouts_from_either_backend(policy):
             assert r.finished or r.num_tokens == N
 
 
-def test_the_fast_sampler_is_on_for_cuda_only_unless_forced():
-    assert use_fast_sampler("auto", torch.device("cuda"))
-    assert not use_fast_sampler("auto", torch.device("cpu"))
-    assert use_fast_sampler("on", torch.device("cpu"))
-    assert not use_fast_sampler("off", torch.device("cuda"))
+def test_auto_picks_the_graph_sampler_on_cuda_and_the_shared_prompt_one_on_cpu():
+    assert backend("auto", torch.device("cuda")) == "fast"
+    assert backend("auto", torch.device("cpu")) == "shared"
+    assert backend("on", torch.device("cpu")) == "fast"
+    assert backend("off", torch.device("cuda")) == "generate"
+    assert backend("shared", torch.device("cuda")) == "shared"
     assert Config().fast_sampler == "auto"
-    with pytest.raises(ConfigError, match="fast_sampler must be one of auto, on, off"):
+    with pytest.raises(ConfigError, match="fast_sampler must be one of auto, on, off, shared"):
         Config(fast_sampler="yes")
 
 

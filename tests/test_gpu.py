@@ -64,10 +64,10 @@ def test_the_cuda_graph_sampler_equals_eager_and_a_plain_loop_in_fp32(monkeypatc
     policy, (input_BP, mask_BP) = _spread_policy(torch.float32)
     n, pad = 40, policy.tokenizer.pad_token_id
     graph_BN, graph_lp_BN = fast_sampler.generate(policy.model, input_BP, mask_BP, n, 1.0, -1,
-                                                  pad, greedy=True)
+                                                  pad, greedy=True)[:2]
     assert len(replays) == n - 1 - fast_sampler.WARMUP_STEPS  # the graph did the decoding
     eager_BN, eager_lp_BN = fast_sampler.generate(policy.model, input_BP, mask_BP, n, 1.0, -1,
-                                                  pad, greedy=True, cuda_graph=False)
+                                                  pad, greedy=True, cuda_graph=False)[:2]
     assert torch.equal(graph_BN, eager_BN)
     assert torch.allclose(graph_lp_BN, eager_lp_BN, atol=1e-5)
     assert torch.equal(graph_BN, greedy_reference(policy.model, input_BP, mask_BP, n))
@@ -84,7 +84,7 @@ def test_the_cuda_graph_sampler_agrees_with_a_plain_loop_in_bf16():
     n, pad = 40, policy.tokenizer.pad_token_id
     with torch.no_grad():
         fast_BN, _ = fast_sampler.generate(policy.model, input_BP, mask_BP, n, 1.0, -1, pad,
-                                           greedy=True)
+                                           greedy=True)[:2]
         ref_BN = greedy_reference(policy.model, input_BP, mask_BP, n)
         logits_BNV = full_logits(policy.model, input_BP, mask_BP, fast_BN).float()
     for b in range(fast_BN.shape[0]):
@@ -98,7 +98,7 @@ def test_the_cuda_graph_sampler_agrees_with_a_plain_loop_in_bf16():
     torch.manual_seed(0)
     with torch.no_grad():
         tokens_BN, logprobs_BN = fast_sampler.generate(policy.model, input_BP, mask_BP, n, 0.7,
-                                                       -1, pad)
+                                                       -1, pad)[:2]
         expected_BN = torch.log_softmax(
             full_logits(policy.model, input_BP, mask_BP, tokens_BN).float() / 0.7, -1
         ).gather(-1, tokens_BN[..., None])[..., 0]

@@ -93,12 +93,13 @@ def test_unplannable_requests_fail_with_one_line(request_text, message):
 
 def test_budgets_bound_the_whole_experiment():
     small = plan("tune entropic temperature on erdos")
-    assert small.rollouts_total <= EXPERIMENT_BUDGETS["small"].max_rollouts == 144
-    assert plan("tune reuse on toy").settings["steps"] == 3  # 4 arms: fewer steps each
-    with pytest.raises(PlanError, match="do not fit the small budget"):
+    assert small.rollouts_total <= EXPERIMENT_BUDGETS["small"].max_rollouts == 288
+    assert small.settings["steps"] == 8  # the main job: 3 arms x 8 steps (issue 19)
+    assert plan("tune reuse on toy").settings["steps"] == 6  # 4 arms: fewer steps each
+    with pytest.raises(PlanError, match="7 arms exceed the small budget's 4"):
         plan("ablate all on erdos")
     with pytest.raises(PlanError, match="do not fit"):
-        plan("ablate reuse on toy", seeds=3)
+        plan("ablate reuse on toy", seeds=8)
     medium = plan("ablate all on erdos", budget="medium")
     assert len(medium.arms) == 7 and medium.seeds == (0, 1, 2)
 
@@ -195,6 +196,14 @@ def test_an_older_small_plan_without_evaluation_settings_keeps_the_cpu_sized_one
     del older["settings"]["eval_timeout_s"], older["settings"]["atcoder_cases"]
     cfg = validate_plan(older).config("full", 0)
     assert (cfg.eval_timeout_s, cfg.atcoder_cases) == (10.0, 8)
+
+
+def test_an_older_plan_without_answer_stops_resumes_as_it_began():
+    older = plan("run erdos").to_dict()
+    assert older["settings"]["stop_at_answer"] is True  # a new plan ends actions at answers
+    del older["settings"]["stop_at_answer"], older["settings"]["train_micro_batch"]
+    cfg = validate_plan(older).config("full", 0)
+    assert not cfg.stop_at_answer and cfg.train_micro_batch == 4
 
 
 @pytest.mark.parametrize("budget", ["smoke", "small"])

@@ -22,6 +22,7 @@ import json
 import math
 
 from envs.circle_packing.verifier import sum_of_radii
+from harness.answers import AnswerEnd, numbers_end
 from harness.env import Env, parse_number_list
 
 SHOWN_DECIMALS = 4
@@ -74,6 +75,12 @@ class CirclePackingEnv(Env):
 
     def reward(self, raw: float) -> float:
         return raw
+
+    def answer_end(self, action: str) -> AnswerEnd:
+        """A construction is complete once the last circle's radius is written."""
+        if action == "program":
+            return super().answer_end(action)
+        return numbers_end(3 * self.n_circles)
 
     def parse_construction(self, text: str) -> list[list[float]]:
         numbers = parse_number_list(text)

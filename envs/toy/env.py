@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from harness.answers import FIRST_LINE, AnswerEnd
 from harness.env import Env
 
 MAX_CHARS = 40
@@ -42,6 +43,10 @@ class ToyEnv(Env):
 
     def reward(self, raw: float) -> float:
         return raw / 26.0
+
+    def answer_end(self, action: str) -> AnswerEnd:
+        """Only the first line counts, so it ends the answer."""
+        return super().answer_end(action) if action == "program" else FIRST_LINE
 
     def parse_construction(self, text: str) -> str:
         lines = [line.strip() for line in text.splitlines() if line.strip()]

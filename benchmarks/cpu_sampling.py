@@ -1,0 +1,102 @@
+"""Sampling time of one group on the embedded job's prompt, against plain `generate` (issue 19).
+
+Usage: python benchmarks/cpu_sampling.py [--model smollm2] [--group 8] [--new-tokens 128]
+       [--repeats 3] [--device cpu]
+On the Erdős construction prompt the main job starts from (a real start state, fitted as the
+loop fits it), measures in this one run, median of --repeats, the same seeds for every row:
+- `generate`, adapters off: transformers' `generate` making group x new-tokens tokens (no
+  early stop), the reference the ratios divide by;
+- `sample()` with LoRA attached, through each backend: `generate` (fast_sampler=off), the
+  shared-prompt sampler without and with actions ending at their answer (the CPU default of
+  the scaled-down budgets).
+The time split of a TTT step (select / sample / evaluate / train) is in every run's
+data/steps.csv (`time/*_s`); the README's main job gives it for the embedded model.
+Target (issue 19): the shared sampler with answer stops at most half the time of `generate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from loop_throughput import benchmark_policy
+
+from harness.buffer import Buffer
+from harness.env import make_env
+from harness.prompts import fit_prompt
+from harness.sampling import chat_prompt_ids, left_pad, sample
+
+ROWS = (("sample(), generate (fast_sampler=off)", "off", False),
+        ("sample(), shared prompt", "shared", False),
+        ("sample(), shared prompt, stop at answer", "shared", True))
+
+
+def erdos_prompt(policy) -> tuple[str, object]:
+    """The first start state of the main job (seed 0) and its fitted prompt."""
+    env = make_env("erdos")
+    buffer = Buffer(1.0, 2, 1000, 0.0, 0)
+    state = env.initial_states("construction", buffer.rng, 1)[0]
+    buffer.add_initial(state.solution, state.raw_score, state.reward, state.construction)
+    start = next(iter(buffer.states.values()))
+
+    def count(text: str) -> int:
+        return len(policy.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return fit_prompt(env, start, "construction", 6144, 5, count)[0], env
+
+
+def plain_generate(policy, prompt: str, group: int, new_tokens: int) -> float:
+    ids = chat_prompt_ids(policy, prompt) + policy.tokenizer("[", add_special_tokens=False)[
+        "input_ids"]
+    input_BP, mask_BP = left_pad(policy, [ids] * group)
+    t0 = time.perf_counter()
+    with torch.no_grad(), policy.model.disable_adapter():
+        policy.model.generate(input_ids=input_BP, attention_mask=mask_BP, do_sample=True,
+                              top_k=0, top_p=1.0, max_new_tokens=new_tokens,
+                              min_new_tokens=new_tokens,
+                              pad_token_id=policy.tokenizer.pad_token_id)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    policy = benchmark_policy(args.model, args.device)
+    prompt, env = erdos_prompt(policy)
+    rule = env.answer_end("construction")
+    times: dict[str, list[float]] = {"generate, adapters off": []}
+    tokens: dict[str, list[float]] = {"generate, adapters off": []}
+    for repeat in range(args.repeats):
+        torch.manual_seed(repeat)
+        times["generate, adapters off"].append(
+            plain_generate(policy, prompt, args.group, args.new_tokens))
+        tokens["generate, adapters off"].append(args.new_tokens)
+        for label, setting, stop in ROWS:
+            torch.manual_seed(repeat)
+            t0 = time.perf_counter()
+            rollouts = sample(policy, [prompt], args.group, args.new_tokens, answer_prefix="[",
+                              fast_sampler=setting, answer_end=rule, stop_at_answer=stop)
+            times.setdefault(label, []).append(time.perf_counter() - t0)
+            tokens.setdefault(label, []).append(
+                statistics.fmean(r.num_tokens for r in rollouts))
+    reference = statistics.median(times["generate, adapters off"])
+    print(f"model={args.model} device={args.device} group={args.group} "
+          f"new_tokens<={args.new_tokens} prompt_tokens={len(chat_prompt_ids(policy, prompt))} "
+          f"torch_threads={torch.get_num_threads()} (median of {args.repeats})")
+    print(f"{'':45s} {'seconds':>8s} {'ratio':>6s} {'tokens/row':>10s} {'tokens/s':>9s}")
+    for label, values in times.items():
+        sec, per_row = statistics.median(values), statistics.median(tokens[label])
+        print(f"{label:45s} {sec:8.2f} {sec / reference:6.2f} {per_row:10.1f} "
+              f"{args.group * per_row / sec:9.1f}")
+
+
+if __name__ == "__main__":
+    main()
