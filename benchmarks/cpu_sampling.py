@@ -24,9 +24,10 @@ import torch
 from loop_throughput import benchmark_policy
 
 from harness.buffer import Buffer
+from harness.config import make_config
 from harness.env import make_env
-from harness.prompts import fit_prompt
 from harness.sampling import chat_prompt_ids, left_pad, sample
+from harness.ttt import add_initial_states, build_prompts
 
 ROWS = (("sample(), generate (fast_sampler=off)", "off", False),
         ("sample(), shared prompt", "shared", False),
@@ -34,17 +35,14 @@ ROWS = (("sample(), generate (fast_sampler=off)", "off", False),
 
 
 def erdos_prompt(policy) -> tuple[str, object]:
-    """The first start state of the main job (seed 0) and its fitted prompt."""
+    """The first start state of the main job (seed 0) and its prompt, fitted as the loop
+    fits it (`ttt.build_prompts`)."""
     env = make_env("erdos")
-    buffer = Buffer(1.0, 2, 1000, 0.0, 0)
-    state = env.initial_states("construction", buffer.rng, 1)[0]
-    buffer.add_initial(state.solution, state.raw_score, state.reward, state.construction)
-    start = next(iter(buffer.states.values()))
-
-    def count(text: str) -> int:
-        return len(policy.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    return fit_prompt(env, start, "construction", 6144, 5, count)[0], env
+    cfg = make_config("small", env="erdos", seed=0)
+    buffer = Buffer(cfg.c_puct, cfg.topk_children, cfg.buffer_size, cfg.epsilon, cfg.seed)
+    add_initial_states(env, "construction", buffer, 1)
+    prompts, _ = build_prompts(cfg, env, "construction", policy, list(buffer.states.values()))
+    return prompts[0], env
 
 
 def plain_generate(policy, prompt: str, group: int, new_tokens: int) -> float:

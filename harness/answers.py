@@ -33,15 +33,14 @@ def parse_number_list(text: str) -> list[float]:
     runs = [m.group(0) for m in _RUN.finditer(text)]
     if not runs:
         raise ValueError("no list of numbers found in the answer")
-    best = max(reversed(runs), key=lambda r: len(re.findall(_NUMBER, r, re.IGNORECASE)))
-    return [float(tok) for tok in re.findall(_NUMBER, best, re.IGNORECASE)]
+    best = max(reversed(runs), key=lambda r: len(_ONE_NUMBER.findall(r)))
+    return [float(tok) for tok in _ONE_NUMBER.findall(best)]
 
 
 @dataclass(frozen=True)
 class AnswerEnd:
     find: Callable[[str], int | None]
     triggers: str = ""
-    name: str = ""  # what the rule looks for, for docs and messages
 
 
 def _closed_lists(text: str):
@@ -75,7 +74,7 @@ def list_end(min_values: int = 1) -> AnswerEnd:
                 continue
         return None
 
-    return AnswerEnd(find, "]", f"a closed list of at least {min_values} numbers")
+    return AnswerEnd(find, "]")
 
 
 def _code_block_end(text: str) -> int | None:
@@ -92,8 +91,8 @@ def _first_line_end(text: str) -> int | None:
 
 
 LIST = list_end(1)
-CODE_BLOCK = AnswerEnd(_code_block_end, "`", "the code block's closing fence")
-FIRST_LINE = AnswerEnd(_first_line_end, "\n", "the end of the first line")
+CODE_BLOCK = AnswerEnd(_code_block_end, "`")
+FIRST_LINE = AnswerEnd(_first_line_end, "\n")
 
 
 def numbers_end(count: int) -> AnswerEnd:
@@ -105,7 +104,7 @@ def numbers_end(count: int) -> AnswerEnd:
                 return match.end() if match.end() < len(text) else None
         return None
 
-    return AnswerEnd(find, "", f"the {count}th number")
+    return AnswerEnd(find, "")
 
 
 class AnswerWatch:

@@ -48,6 +48,7 @@ from collections.abc import Iterator
 import torch
 
 from harness.answers import AnswerWatch
+from harness.model import base_model, cache_keyword
 
 WARMUP_STEPS = 3   # eager decode steps on a side stream before capture (CUDA)
 CHECK_EVERY = 16   # decode steps between "all rows done?" host syncs (CUDA)
@@ -84,16 +85,16 @@ class _Decoder:
                  max_new_tokens: int):
         from transformers import StaticCache
 
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = base_model(model)
         self.decoder, self.head = base.get_decoder(), base.get_output_embeddings()
         batch, width = input_BP.shape
         length = width + max_new_tokens
         dev = input_BP.device
         self.dtype = self.head.weight.dtype
         self.cache = StaticCache(config=base.config, max_cache_len=length)
-        params = inspect.signature(self.decoder.forward).parameters  # transformers 4.x / 5.x
-        self.cache_arg = "cache" if "cache" in params else "past_key_values"
-        self.wants_cache_position = "cache_position" in params
+        self.cache_arg = cache_keyword(self.decoder.forward)
+        self.wants_cache_position = \
+            "cache_position" in inspect.signature(self.decoder.forward).parameters
         self.valid_BL = torch.ones(batch, length, dtype=torch.bool, device=dev)
         self.valid_BL[:, :width] = mask_BP.bool()
         self.slots_L = torch.arange(length, device=dev)

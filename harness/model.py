@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import os
 import random
 import shutil
@@ -227,6 +228,17 @@ def load_policy(name: str = "smollm2", device: str | None = None) -> Policy:
     model.to(dev)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return Policy(model=model, tokenizer=tokenizer, name=name, device=dev)
+
+
+def base_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The causal LM under peft's wrapper (the model itself when it has no adapters)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def cache_keyword(forward) -> str:
+    """The keyword a forward takes its key/value cache by (and its output returns it under):
+    transformers >= 5.2x says `cache`, earlier versions `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def add_lora(policy: Policy, rank: int, alpha: float | None = None) -> None:

@@ -1,9 +1,10 @@
 """Sampling on CPU: each prompt prefilled once for its group, finished rows leave the batch.
 
-`generate(model, prompts, group_size, ...)` returns what the other backends return (tokens,
-their log-probs, and the log-prob of EOS at every position, one row per rollout, a group's
-rows together) for `len(prompts) * group_size` rollouts. Where a CPU step's time went before
-(issue 19, SmolLM2-135M, the Erdős prompt of ~950 tokens, 2 cores):
+`generate(model, ids_PW, mask_PW, group_size, ...)` returns what the other backends return
+(tokens, their log-probs, and the log-prob of EOS at every position, one row per rollout, a
+group's rows together) for each of the P left-padded prompts repeated `group_size` times.
+Where a CPU step's time went before (issue 19, SmolLM2-135M, the Erdős prompt of ~950
+tokens, 2 cores):
 - every rollout of a group prefilled the same prompt again: 12 prefills of 950 tokens, about
   half of the sampling time. Here the distinct prompts run once, left-padded into one batch
   (only the last position's logits are computed), and their keys and values are repeated for
@@ -22,13 +23,12 @@ Gumbel-max from torch's global generator, `fast_sampler.pick`).
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from transformers.cache_utils import DynamicLayer
 
 from harness.answers import AnswerWatch
 from harness.fast_sampler import merged_lora, pick
+from harness.model import base_model, cache_keyword
 
 SMALLEST_BATCH = 4  # decoding rows kept while more than one lives (see `_kept`)
 
@@ -89,12 +89,10 @@ def generate(model: torch.nn.Module, ids_PW: torch.Tensor, mask_PW: torch.Tensor
     logprobs_BN = torch.zeros(rows, max_new_tokens)
     eos_BN = torch.zeros(rows, max_new_tokens)
     with merged_lora(model):
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = base_model(model)
         out = base(input_ids=ids_PW, attention_mask=mask_PW, use_cache=True, logits_to_keep=1,
                    position_ids=(mask_PW.cumsum(-1) - 1).clamp(min=0))
-        # transformers >= 5.2x names the key/value cache `cache`, earlier versions past_key_values
-        cache_arg = "cache" if "cache" in inspect.signature(base.forward).parameters \
-            else "past_key_values"
+        cache_arg = cache_keyword(base.forward)
         cache = getattr(out, cache_arg)
         cache.batch_repeat_interleave(group_size)
         cache.layers = [_PreallocatedLayer(layer, max_new_tokens) for layer in cache.layers]

@@ -13,12 +13,10 @@ With `kl_coef` > 0 a KL penalty toward the base model is folded into per-token a
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from harness.logprobs import token_logprobs
-from harness.model import Policy
+from harness.model import Policy, base_model, cache_keyword
 from harness.sampling import Rollout
 
 
@@ -95,14 +93,11 @@ def action_logprobs(policy: Policy, rollouts: list[Rollout]) -> list[torch.Tenso
 
 def shared_prompt_logprobs(policy: Policy, rollouts: list[Rollout]) -> list[torch.Tensor]:
     """`action_logprobs` for rollouts with one prompt: the prompt once, then the actions."""
-    base = policy.model.get_base_model() if hasattr(policy.model, "get_base_model") \
-        else policy.model
+    base = base_model(policy.model)
     decoder, head = base.get_decoder(), base.get_output_embeddings()
     prompt_1P = torch.tensor([rollouts[0].prompt_ids], device=policy.device)
     prompt = decoder(input_ids=prompt_1P, use_cache=True)
-    # transformers >= 5.2x names the key/value cache `cache`, earlier versions past_key_values
-    cache_arg = "cache" if "cache" in inspect.signature(decoder.forward).parameters \
-        else "past_key_values"
+    cache_arg = cache_keyword(decoder.forward)
     cache = getattr(prompt, cache_arg)
     cache.batch_repeat_interleave(len(rollouts))
     n_prompt, width = prompt_1P.shape[1], max(r.num_tokens for r in rollouts)

@@ -53,7 +53,7 @@ def policy(one_torch_thread):
     return policy
 
 
-TEN_CHARS = AnswerEnd(lambda text: 10 if len(text) >= 10 else None, "", "ten characters")
+TEN_CHARS = AnswerEnd(lambda text: 10 if len(text) >= 10 else None, "")  # every token
 
 
 @pytest.mark.parametrize("setting", ["off", "on", "shared"])
