@@ -23,11 +23,11 @@ import time
 import torch
 from loop_throughput import benchmark_policy
 
-from harness.buffer import Buffer
-from harness.config import make_config
+from harness.base.config import make_config
 from harness.env import make_env
-from harness.sampling import chat_prompt_ids, left_pad, sample
-from harness.ttt import add_initial_states, build_prompts
+from harness.loop.buffer import Buffer
+from harness.loop.sampling import chat_prompt_ids, left_pad, sample
+from harness.loop.ttt import add_initial_states, build_prompts
 
 ROWS = (("sample(), generate (fast_sampler=off)", "off", False),
         ("sample(), shared prompt", "shared", False),

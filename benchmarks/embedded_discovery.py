@@ -33,10 +33,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config import make_config
+from harness.base.config import make_config
+from harness.base.records import RunPaths
 from harness.env import env_class
-from harness.report import t95
-from harness.ttt import run_ttt
+from harness.lab.stats import t95
+from harness.loop.ttt import run_ttt
 
 ARMS = {
     "full": dict(sampler="puct", objective="entropic_adaptive", train=True),
@@ -92,7 +93,7 @@ def run_env(env: str, args, out: Path) -> pd.DataFrame:
                               seed=seed, **ARMS[arm])
             if args.learning_rate is not None:
                 cfg = cfg.replace(learning_rate=args.learning_rate)
-            result = run_ttt(cfg, out, arm=arm, progress=False, resume=True)
+            result = run_ttt(cfg, RunPaths(out, out / "data", arm), progress=False, resume=True)
             rows.append({"env": env, "arm": arm, "seed": seed, "best": result.best_raw_score})
             print(json.dumps(rows[-1]), flush=True)
     per_seed = pd.DataFrame(rows).sort_values(["arm", "seed"], key=_arm_order(args))

@@ -17,16 +17,16 @@ import time
 import torch
 
 from harness.env import make_env
-from harness.model import Policy, add_lora, load_policy
-from harness.sampling import sample
-from harness.train import make_optimizer, policy_gradient_step
+from harness.loop.model import Policy, add_lora, load_policy
+from harness.loop.sampling import sample
+from harness.loop.train import make_optimizer, policy_gradient_step
 
 
 def smollm2_shape(device: str) -> Policy:
     """SmolLM2-135M's architecture with random weights and the real tokenizer."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from harness.model import smollm2_tokenizer_folder
+    from harness.loop.model import smollm2_tokenizer_folder
 
     tok = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder())
     tok.padding_side = "left"

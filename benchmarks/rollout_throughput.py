@@ -4,13 +4,13 @@ Usage: python benchmarks/rollout_throughput.py [--model smollm2-shape|smollm2|ti
        [--batches 16,64,256] [--new-tokens 512] [--train-shapes 16x1024,64x1024]
        [--micro-batch 4] [--repeats 1] [--device cuda|cpu]
 Prints, all measured in this one run, with LoRA (rank 32) on as in the loop:
-- sampling: generated tokens/s of transformers' `generate` and of `harness.fast_sampler`
-  (through `harness.sampling.sample`, prefill, LoRA merge and graph capture included) at each
+- sampling: generated tokens/s of transformers' `generate` and of `harness.loop.fast_sampler`
+  (through `harness.loop.sampling.sample`, prefill, LoRA merge and graph capture included) at each
   batch size, and their ratio. Target on an H100 with `--model smollm2-shape`: fast >= 10x
   generate and >= 30,000 tok/s at batch 256.
 - training: action tokens/s and peak GPU memory of one policy-gradient step (micro-batches as
-  in `harness.train`) with naive log-probs (B x T x V fp32 logits) and with the chunked ones of
-  `harness.logprobs`, at each B x T (B rollouts of T action tokens after a 16-token prompt).
+  in `harness.loop.train`) with naive log-probs (B x T x V fp32 logits) and with the chunked ones of
+  `harness.loop.logprobs`, at each B x T (B rollouts of T action tokens after a 16-token prompt).
   Target: 64x1024 within 40 GB.
 `--model smollm2-shape` is a random model of SmolLM2-135M's shape (no model file needed); a
 random model almost never emits EOS, so every row runs to --new-tokens. Quick CPU check:
@@ -27,9 +27,9 @@ import torch
 from loop_throughput import benchmark_policy
 
 from harness.env import make_env
-from harness.model import Policy
-from harness.sampling import Rollout, sample
-from harness.train import action_logprobs, make_optimizer, right_padded
+from harness.loop.model import Policy
+from harness.loop.sampling import Rollout, sample
+from harness.loop.train import action_logprobs, make_optimizer, right_padded
 
 PROMPT_TOKENS = 16  # of each training rollout
 
@@ -93,7 +93,8 @@ def sampling_tps(policy: Policy, prompt: str, batch: int, args, backend: str) ->
 
 
 def naive_action_logprobs(policy: Policy, rollouts: list[Rollout]) -> list[torch.Tensor]:
-    """What `harness.train.action_logprobs` replaced: every position's logits, fp32, in memory."""
+    """What `harness.loop.train.action_logprobs` replaced: every position's logits, fp32,
+    in memory."""
     input_BT, mask_BT = right_padded(policy, rollouts)
     logp_BTV = torch.log_softmax(policy.model(input_ids=input_BT, attention_mask=mask_BT)
                                  .logits.float(), dim=-1)
@@ -134,7 +135,7 @@ def train_tps(policy: Policy, optimizer, batch: int, tokens: int, logprobs_fn, a
 
 def step(policy: Policy, optimizer, rollouts: list[Rollout], advantages: list[float],
          logprobs_fn, micro_batch: int) -> None:
-    """`harness.train.policy_gradient_step`'s loss and update, with the log-probs swappable."""
+    """`harness.loop.train.policy_gradient_step`'s loss and update, with the log-probs swappable."""
     total = sum(r.num_tokens for r in rollouts)
     policy.model.train()
     optimizer.zero_grad(set_to_none=True)

@@ -9,8 +9,9 @@ import os
 import statistics
 import time
 
-from harness import sandbox
-from harness.sandbox import EvalPool, call_python
+from harness.sandbox import runner as sandbox
+from harness.sandbox.pool import EvalPool
+from harness.sandbox.runner import call_python
 
 
 def candidate(i: int) -> str:

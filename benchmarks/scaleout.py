@@ -42,8 +42,8 @@ def reexec_in_private_net() -> None:
 
 
 def arms_wall_s(kind: str, max_parallel: int) -> float:
-    from harness.executors import ExecutorSpec
-    from harness.experiment import create_experiment, run_experiment
+    from harness.lab.executors import ExecutorSpec
+    from harness.lab.experiment import create_experiment, run_experiment
 
     with tempfile.TemporaryDirectory() as root:
         folder = create_experiment(REQUEST, root=Path(root), budget="smoke", model="tiny",
@@ -58,7 +58,7 @@ def arms_wall_s(kind: str, max_parallel: int) -> float:
 
 def evaluations_wall_s(kind: str, n: int) -> float:
     from harness.env import make_env
-    from harness.pool import make_pool
+    from harness.sandbox.pool import make_pool
 
     env = make_env("ahc039", n_cases=1)
     base = env.initial_solutions("program")[0]

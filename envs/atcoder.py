@@ -32,8 +32,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.env import Env, EvalResult
-from harness.pool import make_pool
-from harness.sandbox import Limits, SandboxResult, run_program
+from harness.sandbox.pool import make_pool
+from harness.sandbox.runner import Limits, SandboxResult, run_program
 
 FINAL_CASES = 150
 TLE_GRACE_S = 0.5  # ALE-bench: TLE only when the wall time exceeds TL + 0.5 s

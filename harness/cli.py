@@ -1,6 +1,7 @@
 """The `harness` command line: a thin click shell over library functions.
 
-Bad input becomes one line and exit code 1 (`click.ClickException`), never a traceback.
+Bad input (a `UserError`) becomes one line and exit code 1 (`fail`), never a traceback; a
+bug keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,21 +12,26 @@ from pathlib import Path
 
 import click
 
-from harness.config import BUDGETS, Config, ConfigError, make_config, parse_overrides
-from harness.env import ENVS, EnvError, env_class, format_score, make_env
-from harness.planner import EXPERIMENT_BUDGETS, PlanError
+from harness.base.config import (
+    BUDGETS,
+    Config,
+    default_budget,
+    make_config,
+    parse_overrides,
+)
+from harness.base.errors import UserError, message
+from harness.base.scores import better, format_score
+from harness.env import ENVS, env_class, make_env
 
-USER_ERRORS = (ConfigError, EnvError, PlanError, FileNotFoundError, ValueError)
+
+def fail(err: UserError) -> click.ClickException:
+    """The one line a user error ends a command with (exit status 1, no traceback). Any other
+    exception is a bug: it is not caught, and its traceback shows."""
+    return click.ClickException(message(err))
 
 
 def reports_root() -> Path:
     return Path(os.environ.get("HARNESS_REPORTS_DIR", "research_reports"))
-
-
-def default_budget() -> str:
-    import torch
-
-    return "medium" if torch.cuda.is_available() else "small"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,9 +53,9 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def discover(env_name, model, budget, seed, overrides, out, resume, quiet) -> None:
     """Run one configuration of the TTT-Discover loop into one run folder."""
-    from harness.experiment import new_experiment_dir
-    from harness.model import ModelError, check_model_name
-    from harness.ttt import discover as run
+    from harness.lab.experiment import new_experiment_dir
+    from harness.loop.model import check_model_name, default_device
+    from harness.loop.ttt import discover as run
 
     try:
         if resume is not None:
@@ -59,12 +65,12 @@ def discover(env_name, model, budget, seed, overrides, out, resume, quiet) -> No
             extra |= {k: v for k, v in (("env", env_name), ("model", model), ("seed", seed))
                       if v is not None and k not in extra}
             env_class(extra["env"])  # fail fast on an unknown env, before loading a model
-            cfg = make_config(budget or default_budget(), **extra)
+            cfg = make_config(budget or default_budget(default_device()), **extra)
             check_model_name(cfg.model)  # before a folder is made
             run_dir = out or new_experiment_dir(reports_root(), f"discover {cfg.env}")
         result = run(cfg, run_dir, resume=resume is not None, progress=not quiet)
-    except (*USER_ERRORS, ModelError) as err:
-        raise click.ClickException(str(err).splitlines()[0]) from None
+    except UserError as err:
+        raise fail(err) from None
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; completed steps are saved. Resume with: "
                    f"harness discover --resume {run_dir}", err=True)
@@ -76,7 +82,7 @@ def discover(env_name, model, budget, seed, overrides, out, resume, quiet) -> No
 def _resumed_config(run_dir: Path) -> Config:
     path = run_dir / "config.json"
     if not path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+        raise UserError(f"{run_dir} is not a run folder (no config.json)")
     return Config.from_dict(json.loads(path.read_text())["config"])
 
 
@@ -94,7 +100,7 @@ def score(env_name, file, case_file, as_json) -> None:
         try:
             return path.read_text()
         except (OSError, UnicodeDecodeError) as err:
-            raise ValueError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") \
+            raise UserError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") \
                 from None
 
     try:
@@ -104,14 +110,13 @@ def score(env_name, file, case_file, as_json) -> None:
         else:
             solution, action = env.load_file(read(file), file.suffix)
             result = env.score(solution, action)
-    except USER_ERRORS as err:
-        raise click.ClickException(str(err).splitlines()[0]) from None
+    except UserError as err:
+        raise fail(err) from None
     if as_json:
         click.echo(json.dumps({"valid": result.valid, "raw_score": result.raw_score,
                                "reward": result.reward, "message": result.message}))
     elif result.valid:
-        direction = "lower" if env.direction == "min" else "higher"
-        click.echo(f"valid {env.objective} ({direction} is better)")
+        click.echo(f"valid {env.objective} ({better(env.direction)} is better)")
         click.echo(f"{result.raw_score!r}")
     if not result.valid:
         if not as_json:
@@ -124,14 +129,13 @@ def envs() -> None:
     """List the environments."""
     for name in ENVS:
         cls = env_class(name)
-        direction = "lower" if cls.direction == "min" else "higher"
-        click.echo(f"{name:8s} {cls.title}; {cls.objective}, {direction} is better; "
+        click.echo(f"{name:8s} {cls.title}; {cls.objective}, {better(cls.direction)} is better; "
                    f"actions: {', '.join(cls.actions)}")
 
 
 # --- experiments ---
 def executor_options(command):
-    """--executor and its settings (harness/executors.py), shared by experiment and sweep."""
+    """--executor and its settings (harness/lab/executors.py), shared by experiment and sweep."""
     options = [
         click.option("--executor", type=click.Choice(["local", "ray", "slurm"]),
                      default="local", show_default=True,
@@ -158,7 +162,7 @@ def executor_options(command):
 def executor_spec(executor, max_parallel, ray_address, job_retries, slurm_partition,
                   slurm_gpus, slurm_time):
     """The checked ExecutorSpec of the options above (one-line ExecutorError if unusable)."""
-    from harness.executors import ExecutorSpec
+    from harness.lab.executors import ExecutorSpec
 
     spec = ExecutorSpec(kind=executor, max_parallel=max_parallel, ray_address=ray_address,
                         job_retries=job_retries, slurm_partition=slurm_partition,
@@ -169,7 +173,7 @@ def executor_spec(executor, max_parallel, ray_address, job_retries, slurm_partit
 
 @main.command()
 @click.argument("request")
-@click.option("--budget", type=click.Choice(list(EXPERIMENT_BUDGETS)), default=None,
+@click.option("--budget", type=click.Choice(list(BUDGETS)), default=None,
               help="Budget of the whole experiment (default: small on CPU, medium on GPU).")
 @click.option("--model", default=None, help="smollm2 (default), tiny, a HF id or a folder.")
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
@@ -185,8 +189,7 @@ def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> Non
     REQUEST: 'tune <knob> on <env>', 'ablate <component> on <env>',
     'compare <arm> vs <arm> on <env>', 'run <env>', or 'like <experiment | prefix | last>
     but with <change>' (e.g. 'group size 16', '3 seeds', 'lr 1e-4')."""
-    from harness.experiment import JobsFailed, create_experiment, plan_cost, run_experiment
-    from harness.model import ModelError
+    from harness.lab.experiment import JobsFailed, create_experiment, plan_cost, run_experiment
 
     folder = None
     try:
@@ -197,8 +200,8 @@ def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> Non
             click.echo(plan_cost(folder), err=True)
         else:
             run_experiment(folder, progress=not quiet, executor=spec)
-    except (*USER_ERRORS, ModelError) as err:
-        raise click.ClickException(str(err).splitlines()[0]) from None
+    except UserError as err:
+        raise fail(err) from None
     except JobsFailed as err:
         raise click.ClickException(f"{err} (the report in {folder} has the rest; rerun with "
                                    f"python {folder}/experiment.py)") from None
@@ -213,7 +216,7 @@ def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> Non
 @main.command()
 def reports() -> None:
     """List experiments, newest first: status and best result vs the baseline."""
-    from harness.report import list_experiments
+    from harness.lab.report import list_experiments
 
     found = list_experiments(reports_root())
     if not found:
@@ -226,12 +229,12 @@ def reports() -> None:
 @click.argument("folder", type=click.Path(path_type=Path))
 def report(folder) -> None:
     """Re-render summary.csv, figures and report.md of an experiment FOLDER from its files."""
-    from harness.report import write_report
+    from harness.lab.report import write_report
 
     try:
         click.echo(str(write_report(folder)))
-    except USER_ERRORS as err:
-        raise click.ClickException(str(err).splitlines()[0]) from None
+    except UserError as err:
+        raise fail(err) from None
 
 
 @main.command()
@@ -247,7 +250,7 @@ def report(folder) -> None:
               help="Time budget in hours (default 8; on --resume: raise the limit).")
 @click.option("--reviewer", type=click.Choice(["auto", "claude", "offline"]), default="auto",
               show_default=True, help="Who proposes the next experiment (and plans the first).")
-@click.option("--budget", type=click.Choice(list(EXPERIMENT_BUDGETS)), default=None,
+@click.option("--budget", type=click.Choice(list(BUDGETS)), default=None,
               help="Largest budget per experiment (default: small on CPU, medium on GPU).")
 @click.option("--model", default=None, help="smollm2 (default), tiny, a HF id or a folder.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
@@ -263,19 +266,18 @@ def sweep(requests, tracks, parallel_tracks, experiments, hours, reviewer, budge
     """Run experiments one after another, each proposed by the review of the last; prints
     the sweep folder (SWEEP.md is its digest). Several REQUESTS, or --tracks K, run that
     many sweeps side by side under one folder (TRACKS.md compares them)."""
-    from harness.model import ModelError
-    from harness.sweep import continue_sweep, run_sweep, start_sweep
-    from harness.tracks import is_tracks_root, run_tracks, start_tracks
+    from harness.lab.sweep import continue_sweep, run_sweep, start_sweep
+    from harness.lab.tracks import is_tracks_root, run_tracks, start_tracks
 
     folder = resume or extend
     try:
         if [bool(requests), resume is not None, extend is not None].count(True) != 1:
-            raise ValueError("give a REQUEST for a new sweep or --resume DIR (or --continue "
+            raise UserError("give a REQUEST for a new sweep or --resume DIR (or --continue "
                              "DIR), not both")
         spec = executor_spec(**executor)
         if extend is not None:
             if is_tracks_root(extend):
-                raise ValueError("--continue works on one track's folder, not on all tracks")
+                raise UserError("--continue works on one track's folder, not on all tracks")
             continue_sweep(extend, experiments=experiments, hours=hours, progress=not quiet,
                            executor=spec)
             click.echo(str(extend))
@@ -295,8 +297,8 @@ def sweep(requests, tracks, parallel_tracks, experiments, hours, reviewer, budge
                        executor=spec, **limits)
         else:
             run_sweep(folder, progress=not quiet, executor=spec, **limits)
-    except (*USER_ERRORS, ModelError) as err:
-        raise click.ClickException(str(err).splitlines()[0]) from None
+    except UserError as err:
+        raise fail(err) from None
     except KeyboardInterrupt:
         click.echo("\ninterrupted" + (f"; resume with: harness sweep --resume {folder}"
                                      if folder else ""), err=True)
@@ -310,19 +312,19 @@ def sweep(requests, tracks, parallel_tracks, experiments, hours, reviewer, budge
 def comment(folder, text) -> None:
     """Append a dated comment TEXT to FOLDER/comments.md (shown atop the re-rendered report,
     answered by the next review)."""
-    from harness.memory import add_comment
+    from harness.lab.memory import add_comment
 
     try:
         click.echo(str(add_comment(folder, text)))
-    except USER_ERRORS as err:
-        raise click.ClickException(str(err).splitlines()[0]) from None
+    except UserError as err:
+        raise fail(err) from None
 
 
 @main.command()
 @click.option("--env", "env_name", default=None, help="Only the findings on this env.")
 def findings(env_name) -> None:
     """Print the findings ledger (derived from the experiment folders)."""
-    from harness.findings import collect, render_markdown
+    from harness.lab.findings import collect, render_markdown
 
     if env_name is not None and env_name not in ENVS:
         raise click.ClickException(f"unknown env {env_name!r}; envs: {', '.join(ENVS)}")
@@ -333,7 +335,7 @@ def findings(env_name) -> None:
 @main.command()
 def reindex() -> None:
     """Rebuild INDEX.md, FINDINGS.md and findings.csv from the experiment folders."""
-    from harness.findings import reindex as rebuild
+    from harness.lab.report import reindex as rebuild
 
     for path in rebuild(reports_root()):
         click.echo(str(path))
@@ -347,19 +349,19 @@ def reindex() -> None:
 def review(folder, reviewer, again) -> None:
     """Print the reviewer's reading and proposal for an experiment FOLDER (or a sweep's latest
     experiment), reviewing it first if it has no review.json."""
-    from harness.sweep import review_folder
+    from harness.lab.sweep import review_folder
 
     try:
         click.echo(review_folder(folder, reviewer=reviewer, again=again).read_text())
-    except USER_ERRORS as err:
-        raise click.ClickException(str(err).splitlines()[0]) from None
+    except UserError as err:
+        raise fail(err) from None
 
 
 @main.command("install-commands")
 @click.argument("dest", type=click.Path(path_type=Path), default=".")
 def install_commands(dest) -> None:
     """Copy the Claude Code commands (/experiment, /sweep, /review) into DEST/.claude/commands."""
-    from harness.resources import install_commands as install
+    from harness.base.resources import install_commands as install
 
     try:
         written = install(dest)

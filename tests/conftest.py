@@ -41,7 +41,7 @@ def claude(monkeypatch):
 @pytest.fixture()
 def tiny_policy():
     """A fresh tiny random model (no LoRA yet) on CPU."""
-    from harness.model import load_policy
+    from harness.loop.model import load_policy
 
     return load_policy("tiny", "cpu")
 

@@ -3,12 +3,11 @@
 import pytest
 import torch
 
-from harness import answers
-from harness.answers import AnswerEnd, AnswerWatch
-from harness.env import make_env
-from harness.model import add_lora, load_policy
-from harness.sampling import _rollouts, sample
-from harness.train import action_logprobs, make_optimizer, policy_gradient_step
+from harness.env import answers, make_env
+from harness.env.answers import AnswerEnd, AnswerWatch
+from harness.loop.model import add_lora, load_policy
+from harness.loop.sampling import _rollouts, sample
+from harness.loop.train import action_logprobs, make_optimizer, policy_gradient_step
 
 
 def test_a_list_ends_at_the_bracket_that_closes_a_list_long_enough():

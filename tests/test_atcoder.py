@@ -400,7 +400,7 @@ def test_harness_score_refuses_what_it_cannot_score(tmp_path, args, message):
 
 # --- the judge: ALE-bench's limits (issue 18) ---
 def judged(env, wall_s: float, cpu_s: float):
-    from harness.sandbox import SandboxResult
+    from harness.sandbox.runner import SandboxResult
 
     result = SandboxResult("ok", 0, wall_s, cpu_s, 10.0, PRINT_SQUARE_OUTPUT, "", False, "ok")
     return env._judge(0, 0, result, env.case(0))

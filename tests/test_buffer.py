@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from harness.buffer import Buffer, puct_score, rank_prior
+from harness.loop.buffer import Buffer, puct_score, rank_prior
 
 
 def test_puct_score_by_hand():

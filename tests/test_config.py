@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.config import (
+from harness.base.config import (
     BUDGETS,
     Config,
     ConfigError,
@@ -43,7 +43,7 @@ def test_invalid_values_are_rejected(key, value):
 
 def test_budget_presets_apply_before_explicit_overrides():
     cfg = make_config("smoke", steps=5)
-    assert cfg.steps == 5 and cfg.group_size == BUDGETS["smoke"]["group_size"]
+    assert cfg.steps == 5 and cfg.group_size == BUDGETS["smoke"].settings["group_size"]
     assert make_config("paper") == Config()
     with pytest.raises(ConfigError, match="unknown budget"):
         make_config("huge")

@@ -10,7 +10,8 @@ import pytest
 
 from envs.erdos.verifier import erdos_c5, scale_and_cap
 from envs.toy.env import distinct_letters
-from harness.env import STDOUT_TAIL, EnvError, extract_code, make_env, parse_number_list
+from harness.env import EnvError, extract_code, make_env, parse_number_list
+from harness.env.contract import STDOUT_TAIL
 
 SHARED_ERDOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "erdos" / \
     "ttt_erdos_sequence.json"

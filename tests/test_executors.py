@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from harness import records
+from harness.base import records
 from harness.cli import main
-from harness.executors import ExecutorSpec, run_jobs
-from harness.experiment import JobsFailed, create_experiment, run_experiment
+from harness.lab.executors import ExecutorSpec, run_jobs
+from harness.lab.experiment import JobsFailed, create_experiment, run_experiment
 
 REQUEST = "compare default vs best_of_n on toy"
 TIMING = ["time/select_s", "time/sample_s", "time/eval_s", "time/train_s", "time/step_s",
@@ -122,7 +122,7 @@ def test_a_folder_from_before_shards_is_split_and_resumes_unchanged(tmp_path, on
 
 # --- local ---
 def test_a_failing_job_is_retried_then_named_and_the_others_finish(tmp_path, monkeypatch):
-    from harness import executors
+    from harness.lab import executors
 
     calls = []
 
@@ -144,7 +144,7 @@ def test_a_failing_job_is_retried_then_named_and_the_others_finish(tmp_path, mon
 
 def test_experiment_raises_jobs_failed_after_writing_the_report(tmp_path, monkeypatch,
                                                                 one_torch_thread):
-    from harness import executors
+    from harness.lab import executors
 
     folder = make_folder(tmp_path)
     real = executors.run_job
@@ -218,8 +218,8 @@ def test_eval_executor_ray_scores_like_the_local_pool(tmp_path):
 
 
 def _driver(folder: Path, retries: int = 2) -> list[str]:
-    code = ("import sys; from harness.experiment import run_experiment; "
-            "from harness.executors import ExecutorSpec; "
+    code = ("import sys; from harness.lab.experiment import run_experiment; "
+            "from harness.lab.executors import ExecutorSpec; "
             f"run_experiment(sys.argv[1], executor=ExecutorSpec('ray', job_retries={retries}))")
     return [sys.executable, "-c", code, str(folder)]
 
@@ -291,8 +291,8 @@ def test_ctrl_c_cancels_every_job_and_leaves_no_process(tmp_path):
 
 def test_a_sweep_runs_its_experiments_through_the_executor(tmp_path, monkeypatch,
                                                            one_torch_thread):
-    from harness.sweep import run_sweep, start_sweep
-    from harness.sweep_state import load_state
+    from harness.lab.sweep import run_sweep, start_sweep
+    from harness.lab.sweep_state import load_state
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     root = start_sweep("run toy", root=tmp_path, experiments=1, hours=1, reviewer="offline",

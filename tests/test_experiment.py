@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from harness import records, resources
+from harness.base import records, resources
 from harness.cli import main
-from harness.offline_planner import offline_plan
-from harness.report import write_report
+from harness.lab.offline_planner import offline_plan
+from harness.lab.report import write_report
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -237,7 +237,8 @@ def test_shipped_folders_are_found_where_the_package_is_installed(tmp_path, monk
                 (site / name / f.name).write_bytes(f.read_bytes())
         monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(resources, "__file__", str(tmp_path / "other" / "harness" / "x.py"))
+    fake = tmp_path / "other" / "harness" / "base" / "x.py"
+    monkeypatch.setattr(resources, "__file__", str(fake))
     assert resources.resource_dir("commands") == site / "commands"
     assert (resources.resource_dir("experiments") / "experiment.py.j2").exists()
     assert len(resources.install_commands(tmp_path / "proj")) == 3
@@ -246,7 +247,7 @@ def test_shipped_folders_are_found_where_the_package_is_installed(tmp_path, monk
 def test_the_listed_status_comes_from_the_data_not_an_old_report(smoke, tmp_path):
     import shutil
 
-    from harness.report import list_experiments
+    from harness.lab.report import list_experiments
 
     copy = tmp_path / smoke.name
     shutil.copytree(smoke, copy)

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from harness import fast_sampler
-from harness.config import Config, ConfigError
-from harness.model import add_lora, load_policy
-from harness.sampling import backend, left_pad, sample
+from harness.base.config import Config, ConfigError
+from harness.base.records import RunPaths
+from harness.loop import fast_sampler
+from harness.loop.model import add_lora, load_policy
+from harness.loop.sampling import backend, left_pad, sample
 
 N = 12  # new tokens per row
 
@@ -158,13 +159,14 @@ def test_auto_picks_the_graph_sampler_on_cuda_and_the_shared_prompt_one_on_cpu()
 
 def test_the_loop_with_the_fast_sampler_moves_lora_and_leaves_the_base_bit_identical(
         tmp_path, one_torch_thread):
-    from harness.config import make_config
-    from harness.ttt import run_ttt
+    from harness.base.config import make_config
+    from harness.loop.ttt import run_ttt
 
     policy = load_policy("tiny", "cpu")
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
     cfg = make_config("smoke", env="toy", model="tiny", device="cpu", fast_sampler="on")
-    run_ttt(cfg, tmp_path, progress=False, policy=policy)  # samples merged, trains unmerged
+    # samples merged, trains unmerged
+    run_ttt(cfg, RunPaths.run_folder(tmp_path), progress=False, policy=policy)
     params = dict(policy.model.named_parameters())
     assert any(p.abs().sum() > 0 for n, p in params.items() if "lora_B" in n)
     for name, p in params.items():

@@ -4,9 +4,10 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.config import make_config
-from harness.model import load_policy
-from harness.ttt import run_ttt
+from harness.base.config import make_config
+from harness.base.records import RunPaths
+from harness.loop.model import load_policy
+from harness.loop.ttt import run_ttt
 
 
 @pytest.mark.gpu
@@ -14,7 +15,7 @@ def test_a_multi_step_run_works_on_cuda_in_bf16(tmp_path):
     policy = load_policy("tiny", "cuda")
     assert policy.dtype == torch.bfloat16
     cfg = make_config("smoke", env="toy", model="tiny", device="cuda", steps=3)
-    run_ttt(cfg, tmp_path, progress=False, policy=policy)
+    run_ttt(cfg, RunPaths.run_folder(tmp_path), progress=False, policy=policy)
     steps = pd.read_csv(tmp_path / "data" / "steps.csv")
     assert steps["step"].tolist() == [0, 1, 2]
     # bf16 sampler vs bf16 learner: log-probs agree to bf16 precision
@@ -23,8 +24,8 @@ def test_a_multi_step_run_works_on_cuda_in_bf16(tmp_path):
 
 @pytest.mark.gpu
 def test_sampler_logprobs_match_the_learner_on_cuda():
-    from harness.sampling import sample
-    from harness.train import action_logprobs
+    from harness.loop.sampling import sample
+    from harness.loop.train import action_logprobs
 
     policy = load_policy("tiny", "cuda")
     rollouts = sample(policy, ["hello"], group_size=4, max_new_tokens=16)
@@ -38,7 +39,7 @@ def _spread_policy(dtype: torch.dtype):
     """Tiny model on CUDA with spread weights (greedy tokens vary) and a three-prompt batch."""
     from test_fast_sampler import spread_weights
 
-    from harness.sampling import left_pad
+    from harness.loop.sampling import left_pad
 
     policy = load_policy("tiny", "cuda")
     policy.model.to(dtype)
@@ -51,7 +52,7 @@ def _spread_policy(dtype: torch.dtype):
 def test_the_cuda_graph_sampler_equals_eager_and_a_plain_loop_in_fp32(monkeypatch):
     from test_fast_sampler import greedy_reference
 
-    from harness import fast_sampler
+    from harness.loop import fast_sampler
 
     replays = []
 
@@ -78,7 +79,7 @@ def test_the_cuda_graph_sampler_agrees_with_a_plain_loop_in_bf16():
     """Greedy tokens equal the reference up to bf16 near-ties; sampled log-probs within bf16."""
     from test_fast_sampler import full_logits, greedy_reference
 
-    from harness import fast_sampler
+    from harness.loop import fast_sampler
 
     policy, (input_BP, mask_BP) = _spread_policy(torch.bfloat16)
     n, pad = 40, policy.tokenizer.pad_token_id
@@ -108,15 +109,16 @@ def test_the_cuda_graph_sampler_agrees_with_a_plain_loop_in_bf16():
 @pytest.mark.gpu
 def test_the_loop_samples_with_the_fast_sampler_on_cuda_unless_turned_off(tmp_path,
                                                                           monkeypatch):
-    from harness import fast_sampler
+    from harness.loop import fast_sampler
 
     calls = []
     real = fast_sampler.generate
     monkeypatch.setattr(fast_sampler, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
     cfg = make_config("smoke", env="toy", model="tiny", device="cuda", steps=1)
-    run_ttt(cfg, tmp_path / "auto", progress=False, policy=load_policy("tiny", "cuda"))
+    run_ttt(cfg, RunPaths.run_folder(tmp_path / "auto"), progress=False,
+            policy=load_policy("tiny", "cuda"))
     assert calls
     calls.clear()
-    run_ttt(cfg.replace(fast_sampler="off"), tmp_path / "off", progress=False,
+    run_ttt(cfg.replace(fast_sampler="off"), RunPaths.run_folder(tmp_path / "off"), progress=False,
             policy=load_policy("tiny", "cuda"))
     assert not calls

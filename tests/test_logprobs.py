@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from harness.logprobs import token_logprobs
+from harness.loop.logprobs import token_logprobs
 
 
 def naive(hidden_ND, head, targets_N):

@@ -6,11 +6,12 @@ import json
 
 import pandas as pd
 
-from harness.buffer import Buffer
-from harness.config import make_config
+from harness.base.config import make_config
+from harness.base.records import RunPaths
 from harness.env import make_env
-from harness.report import shortened_prompts
-from harness.ttt import redraw_initial_starts, run_ttt
+from harness.lab.report import shortened_prompts
+from harness.loop.buffer import Buffer
+from harness.loop.ttt import redraw_initial_starts, run_ttt
 
 
 def initial_rows(folder) -> pd.DataFrame:
@@ -21,12 +22,12 @@ def initial_rows(folder) -> pd.DataFrame:
 def test_each_group_gets_its_own_initial_state_and_resume_restores_them(tmp_path, tiny_policy):
     cfg = make_config("smoke", env="erdos", model="tiny", device="cpu", groups_per_step=3,
                       group_size=2, steps=1)
-    run_ttt(cfg, tmp_path / "a", progress=False, policy=tiny_policy)
+    run_ttt(cfg, RunPaths.run_folder(tmp_path / "a"), progress=False, policy=tiny_policy)
     first = initial_rows(tmp_path / "a")
     assert len(first) == 3 and first["raw_score"].nunique() == 3
-    from harness.model import load_policy
+    from harness.loop.model import load_policy
 
-    run_ttt(cfg.replace(steps=2), tmp_path / "a", resume=True, progress=False,
+    run_ttt(cfg.replace(steps=2), RunPaths.run_folder(tmp_path / "a"), resume=True, progress=False,
             policy=load_policy("tiny", "cpu"))
     resumed = initial_rows(tmp_path / "a")
     assert resumed[["id", "raw_score"]].equals(first[["id", "raw_score"]])
@@ -37,10 +38,10 @@ def test_each_group_gets_its_own_initial_state_and_resume_restores_them(tmp_path
 def test_initial_states_depend_on_the_seed(tmp_path, tiny_policy):
     cfg = make_config("smoke", env="erdos", model="tiny", device="cpu", groups_per_step=2,
                       group_size=2, steps=1, train=False)
-    run_ttt(cfg, tmp_path / "s0", progress=False, policy=tiny_policy)
-    from harness.model import load_policy
+    run_ttt(cfg, RunPaths.run_folder(tmp_path / "s0"), progress=False, policy=tiny_policy)
+    from harness.loop.model import load_policy
 
-    run_ttt(cfg.replace(seed=1), tmp_path / "s1", progress=False,
+    run_ttt(cfg.replace(seed=1), RunPaths.run_folder(tmp_path / "s1"), progress=False,
             policy=load_policy("tiny", "cpu"))
     s0, s1 = initial_rows(tmp_path / "s0"), initial_rows(tmp_path / "s1")
     assert s0["raw_score"].tolist() != s1["raw_score"].tolist()
@@ -68,7 +69,7 @@ def test_picked_ac_initial_states_get_a_fresh_construction_from_the_buffers_gene
 def test_over_long_prompts_are_shortened_counted_and_reported(tmp_path, tiny_policy):
     cfg = make_config("smoke", env="toy", model="tiny", device="cpu", steps=1,
                       prompt_max_tokens=20)
-    run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+    run_ttt(cfg, RunPaths.run_folder(tmp_path), progress=False, policy=tiny_policy)
     steps = pd.read_csv(tmp_path / "data" / "steps.csv")
     rollouts = pd.read_csv(tmp_path / "data" / "rollouts.csv")
     assert steps["prompts/shortened"].tolist() == [cfg.groups_per_step]
@@ -78,7 +79,7 @@ def test_over_long_prompts_are_shortened_counted_and_reported(tmp_path, tiny_pol
 def test_a_best_program_is_exported_with_its_construction(tmp_path, tiny_policy):
     cfg = make_config("smoke", env="erdos", model="tiny", device="cpu", action="program",
                       steps=1, group_size=2)
-    run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+    run_ttt(cfg, RunPaths.run_folder(tmp_path), progress=False, policy=tiny_policy)
     best = json.loads((tmp_path / "best" / "default-s0.score.json").read_text())
     construction = json.loads((tmp_path / "best" / "default-s0.json").read_text())
     # the tiny model writes no working program: the best is an empty start and its h

@@ -8,15 +8,16 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from harness import records
+from harness.base import records
 from harness.cli import main
-from harness.findings import collect
-from harness.offline_planner import offline_plan
-from harness.planner import PlanError, make_plan
-from harness.proposal import read_result
-from harness.reviewer import review_experiment
-from harness.sweep import continue_sweep, run_sweep, start_sweep
-from harness.sweep_state import load_state
+from harness.lab.findings import collect
+from harness.lab.folders import FolderError
+from harness.lab.offline_planner import offline_plan
+from harness.lab.planner import make_plan
+from harness.lab.proposal import read_result
+from harness.lab.reviewer import review_experiment
+from harness.lab.sweep import continue_sweep, run_sweep, start_sweep
+from harness.lab.sweep_state import load_state
 
 C_PUCT = "tune c_puct on toy"  # smoke: c_puct in {0.5, 1, 2}, baseline c_puct=1
 
@@ -98,7 +99,7 @@ def test_an_unknown_or_ambiguous_reference_is_refused_in_one_line(prior, reports
     [line] = result.output.strip().splitlines()
     assert "'2026-11-24_03' is ambiguous; candidates: 2026-11-24_03-10-tune-c-puct-on-toy, " \
            "2026-11-24_03-10-tune-c-puct-on-toy-2" in line
-    with pytest.raises(PlanError, match="'yesterday' names no experiment; candidates: 2026"):
+    with pytest.raises(FolderError, match="'yesterday' names no experiment; candidates: 2026"):
         make_plan("like yesterday but with lr 1e-4", None, "tiny", None, "cpu",
                   planner="offline", root=reports_in_tmp)
     assert len(list(reports_in_tmp.glob("*/plan.json"))) == 2  # no folder was made

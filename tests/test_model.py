@@ -6,13 +6,15 @@ import sys
 
 import pytest
 
-from harness.model import ModelError, gguf_path, resolve
+from harness.base.records import RunPaths
+from harness.loop.model import ModelError, gguf_path, resolve
 
 
 @pytest.mark.slow
 def test_embedded_model_loads_offline_and_generates():
     code = (
-        "import torch; from harness.model import load_policy; from harness.sampling import sample\n"
+        "import torch; from harness.loop.model import load_policy\n"
+        "from harness.loop.sampling import sample\n"
         "torch.manual_seed(0)\n"
         "p = load_policy('smollm2', 'cpu')\n"
         "assert sum(x.numel() for x in p.model.parameters()) > 100_000_000\n"
@@ -45,7 +47,7 @@ def test_building_a_cache_moves_no_random_generator(tmp_path, monkeypatch):
     import numpy as np
     import torch
 
-    from harness.model import cached_folder
+    from harness.loop.model import cached_folder
 
     def build(out):
         out.mkdir()
@@ -65,15 +67,15 @@ def test_building_a_cache_moves_no_random_generator(tmp_path, monkeypatch):
 def test_a_run_on_an_empty_cache_samples_as_one_on_a_warm_cache(tmp_path, monkeypatch):
     import pandas as pd
 
-    from harness.config import make_config
-    from harness.ttt import run_ttt
+    from harness.base.config import make_config
+    from harness.loop.ttt import run_ttt
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     cfg = make_config("smoke", env="toy", model="tiny", device="cpu", steps=1)
     columns = ["step", "reward/max", "reward/mean", "score/best", "tokens/generated"]
     frames = []
     for name in ("cold", "warm"):
-        run_ttt(cfg, tmp_path / name, progress=False)
+        run_ttt(cfg, RunPaths.run_folder(tmp_path / name), progress=False)
         frames.append(pd.read_csv(tmp_path / name / "data" / "rollouts.csv"))
         steps = pd.read_csv(tmp_path / name / "data" / "steps.csv")[columns]
         frames.append(steps)

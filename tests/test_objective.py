@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.objective import (
+from harness.loop.objective import (
     adaptive_beta,
     entropic_advantages,
     group_advantages,

@@ -5,10 +5,11 @@ import math
 
 import pytest
 
-from harness.config import Config
+from harness.base.config import BUDGETS, Config
 from harness.env import ENVS
-from harness.offline_planner import offline_plan
-from harness.planner import EXPERIMENT_BUDGETS, PlanError, make_plan, validate_plan
+from harness.lab.offline_planner import offline_plan
+from harness.lab.plan import PlanError, validate_plan
+from harness.lab.planner import make_plan
 
 
 def plan(request, budget="small", seeds=None):
@@ -93,7 +94,7 @@ def test_unplannable_requests_fail_with_one_line(request_text, message):
 
 def test_budgets_bound_the_whole_experiment():
     small = plan("tune entropic temperature on erdos")
-    assert small.rollouts_total <= EXPERIMENT_BUDGETS["small"].max_rollouts == 288
+    assert small.rollouts_total <= BUDGETS["small"].max_rollouts == 288
     assert small.settings["steps"] == 8  # the main job: 3 arms x 8 steps (issue 19)
     assert plan("tune reuse on toy").settings["steps"] == 6  # 4 arms: fewer steps each
     with pytest.raises(PlanError, match="7 arms exceed the small budget's 4"):

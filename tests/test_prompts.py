@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.buffer import Buffer, State
 from harness.env import Env, format_score, make_env
-from harness.prompts import fit_prompt, render
+from harness.loop.buffer import Buffer, State
+from harness.loop.prompts import fit_prompt, render
 from tests.test_trimul import CpuTriMul
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "prompts"

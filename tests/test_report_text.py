@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from harness.report_text import findings, identical_actions, next_steps
+from harness.lab.report_text import findings, identical_actions, next_steps
 
 
 def summary(scores: dict[str, float], n: int = 1) -> pd.DataFrame:
@@ -54,10 +54,11 @@ def test_a_tie_gives_no_edge_of_grid_advice(tmp_path):
 
 
 def test_a_zero_effect_is_never_printed_as_minus_zero():
-    from harness.findings import Evidence, _effect, _finding
+    from harness.lab.findings import Evidence, _finding
+    from harness.lab.stats import difference
 
     row = {"mean_best": 0.5, "n": 1, "ci95": 0.0}
-    effect, _ = _effect(row, dict(row), "min")  # -1 * 0.0 would be -0.0
+    effect, _ = difference(row, dict(row), "min")  # -1 * 0.0 would be -0.0
     ev = Evidence("exp", effect, float("nan"), 1, 1)
     finding = _finding("toy", [("a", "b", ev), ("b", "a", ev)])
     assert all("-0" not in e.text() for e in finding.evidence)
@@ -65,7 +66,7 @@ def test_a_zero_effect_is_never_printed_as_minus_zero():
 
 
 def test_tables_number_steps_as_the_csvs_do():
-    from harness.report import valid_by_step
+    from harness.lab.report import valid_by_step
 
     steps = pd.DataFrame([{"arm": "a", "step": s, "valid_frac": 0.5} for s in (0, 1)])
     assert [row[0] for row in valid_by_step(steps, ["a"])] == ["0", "1"]
@@ -74,7 +75,7 @@ def test_tables_number_steps_as_the_csvs_do():
 def test_the_arm_comparison_draws_points_not_bars_from_an_offset_axis(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from harness import figures
+    from harness.lab import figures
 
     drawn = []
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
@@ -87,8 +88,8 @@ def test_the_arm_comparison_draws_points_not_bars_from_an_offset_axis(tmp_path, 
 
 
 def test_a_dry_run_is_indexed_at_once_and_links_what_exists(tmp_path):
-    from harness.experiment import create_experiment
-    from harness.findings import reindex
+    from harness.lab.experiment import create_experiment
+    from harness.lab.report import reindex
 
     folder = create_experiment("tune c_puct on toy", root=tmp_path, budget="smoke",
                                model="tiny", planner="offline")
@@ -99,8 +100,8 @@ def test_a_dry_run_is_indexed_at_once_and_links_what_exists(tmp_path):
 
 
 def test_a_sweep_row_names_a_tie_at_the_top(tmp_path):
-    from harness.proposal import Result
-    from harness.sweep_digest import _headline_text
+    from harness.lab.proposal import Result
+    from harness.lab.sweep_digest import _headline_text
 
     rows = summary({"a": 12.0, "b": 12.0, "c": 11.0})
     plan = {"env": "toy", "arms": [{"name": a, "overrides": {}} for a in "abc"]}
@@ -109,8 +110,8 @@ def test_a_sweep_row_names_a_tie_at_the_top(tmp_path):
 
 
 def test_a_sweep_with_tied_arms_names_no_single_best_configuration(tmp_path):
-    from harness.proposal import Result
-    from harness.sweep_digest import best_configuration
+    from harness.lab.proposal import Result
+    from harness.lab.sweep_digest import best_configuration
 
     rows = summary({"a": 12.0, "b": 12.0})
     plan = {"env": "toy", "arms": [{"name": a, "overrides": {}} for a in "ab"],

@@ -8,11 +8,11 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from harness import records
+from harness.base import records
+from harness.base.config import BUDGETS
 from harness.cli import main
-from harness.offline_planner import offline_plan
-from harness.planner import EXPERIMENT_BUDGETS
-from harness.proposal import (
+from harness.lab.offline_planner import offline_plan
+from harness.lab.proposal import (
     SEARCH_SPACE,
     Knob,
     ProposalError,
@@ -21,7 +21,7 @@ from harness.proposal import (
     read_result,
     validate_proposal,
 )
-from harness.reviewer import load_review, review_experiment, write_review
+from harness.lab.reviewer import load_review, review_experiment, write_review
 
 
 def recorded(folder, request, scores, seeds=2, budget="smoke"):
@@ -58,7 +58,7 @@ def proposal_of(result, history=()):
 # --- the search space ---
 def test_the_search_space_names_per_arm_config_fields_with_sane_ranges():
     assert check_search_space(SEARCH_SPACE) is SEARCH_SPACE
-    for budget in EXPERIMENT_BUDGETS.values():  # every budget's own settings are inside it
+    for budget in BUDGETS.values():  # every budget's own settings are inside it
         for key, value in budget.settings.items():
             if key in SEARCH_SPACE:
                 assert SEARCH_SPACE[key].problem(value) is None, (key, value)
@@ -260,7 +260,7 @@ def test_a_run_with_no_valid_action_stops_to_make_actions_valid_first(tmp_path):
                  "reward": 0.0, "message": "no code block"}
                 for arm in ("c_puct=0.5", "c_puct=1", "c_puct=2") for seed in (0, 1)])
     (result.folder / "data" / "summary.csv").unlink()  # rendered again, with the rollouts
-    from harness.memory import add_comment
+    from harness.lab.memory import add_comment
 
     add_comment(result.folder, "please run 3 seeds")  # the evidence comes before comments
     proposal, _ = proposal_of(read_result(result.folder))
@@ -284,7 +284,7 @@ def test_identical_actions_read_as_no_effect_in_the_review(tmp_path):
 
 
 def test_a_comment_asking_for_3_seeds_is_acted_on_with_3_or_not_at_all(interior):
-    from harness.memory import add_comment
+    from harness.lab.memory import add_comment
 
     add_comment(interior.folder, "please run 3 seeds")
     proposal, _ = proposal_of(read_result(interior.folder))
@@ -296,7 +296,7 @@ def test_a_comment_asking_for_3_seeds_is_acted_on_with_3_or_not_at_all(interior)
 
 
 def test_a_new_comment_makes_harness_review_redo_the_review(interior, monkeypatch):
-    from harness.memory import add_comment
+    from harness.lab.memory import add_comment
 
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     first = CliRunner().invoke(main, ["review", str(interior.folder)])
@@ -310,7 +310,7 @@ def test_a_new_comment_makes_harness_review_redo_the_review(interior, monkeypatc
 
 
 def test_a_folder_that_never_ran_is_not_called_answered(tmp_path, monkeypatch):
-    from harness.experiment import create_experiment
+    from harness.lab.experiment import create_experiment
 
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     folder = create_experiment(C_PUCT, root=tmp_path, budget="smoke", model="tiny",

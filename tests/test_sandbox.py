@@ -18,8 +18,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import sandbox
-from harness.sandbox import EvalPool, Limits, call_python, run_program
+from harness.sandbox import runner as sandbox
+from harness.sandbox.pool import EvalPool
+from harness.sandbox.runner import Limits, call_python, run_program
 
 MARGIN_S = 3.0
 needs_fs_isolation = pytest.mark.skipif(
@@ -369,11 +370,12 @@ def test_eval_pool_propagates_the_first_exception_of_fn():
 
 def test_ctrl_c_during_a_batch_kills_every_child(marker):
     script = src(f"""
-        from harness import sandbox
+        from harness.sandbox import runner as sandbox
+        from harness.sandbox.pool import EvalPool
         sandbox._WORKDIR_PREFIX = "harness-sbx-{marker}-"
         sleep = lambda i: sandbox.run_program("import time; time.sleep(60)",
                                               limits=sandbox.Limits(wall_s=60))
-        with sandbox.EvalPool(2) as pool:
+        with EvalPool(2) as pool:
             pool.map(sleep, range(4))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from harness import records
-from harness.config import make_config
-from harness.ttt import run_ttt
+from harness.base import records
+from harness.base.config import make_config
+from harness.base.records import RunPaths
+from harness.loop.ttt import run_ttt
 
 ARTIFACTS = ["config.json", "data/steps.csv", "data/rollouts.csv", "data/buffer.csv",
              "best/default-s0.json", "best/default-s0.score.json",
@@ -23,7 +24,8 @@ ARTIFACTS = ["config.json", "data/steps.csv", "data/rollouts.csv", "data/buffer.
 def test_two_steps_move_lora_not_the_base_and_leave_every_artifact(tmp_path, tiny_policy):
     base_before = {n: p.detach().clone() for n, p in tiny_policy.model.named_parameters()}
     cfg = make_config("smoke", env="toy", model="tiny", device="cpu")
-    discover_result = run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+    discover_result = run_ttt(cfg, RunPaths.run_folder(tmp_path), progress=False,
+                              policy=tiny_policy)
     records.write_config(tmp_path, cfg.to_dict(), "cpu", {"action": discover_result.action})
 
     params = dict(tiny_policy.model.named_parameters())
@@ -53,7 +55,7 @@ def test_two_steps_move_lora_not_the_base_and_leave_every_artifact(tmp_path, tin
 def test_program_actions_run_with_all_invalid_rewards(tmp_path, tiny_policy):
     cfg = make_config("smoke", env="toy", model="tiny", device="cpu", action="program",
                       steps=1, eval_timeout_s=5.0)
-    result = run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+    result = run_ttt(cfg, RunPaths.run_folder(tmp_path), progress=False, policy=tiny_policy)
     rollouts = pd.read_csv(tmp_path / "data" / "rollouts.csv")
     assert result.action == "program" and not rollouts["valid"].any()
     assert rollouts["message"].str.contains("code block").all()
@@ -64,7 +66,7 @@ def test_program_actions_run_with_all_invalid_rewards(tmp_path, tiny_policy):
 def test_ablation_configurations_run(tmp_path, tiny_policy, sampler, objective):
     cfg = make_config("smoke", env="toy", model="tiny", device="cpu", steps=1,
                       sampler=sampler, objective=objective)
-    run_ttt(cfg, tmp_path, progress=False, policy=tiny_policy)
+    run_ttt(cfg, RunPaths.run_folder(tmp_path), progress=False, policy=tiny_policy)
     assert len(pd.read_csv(tmp_path / "data" / "steps.csv")) == 1
 
 
@@ -94,7 +96,8 @@ def test_a_killed_run_resumes_without_duplicating_rows(tmp_path):
     steps = pd.read_csv(steps_csv)
     assert steps["step"].tolist() == [0, 1, 2, 3, 4]
     rollouts = pd.read_csv(run_dir / "data" / "rollouts.csv")
-    assert rollouts.groupby("step").size().tolist() == [8] * 5
+    per_step = make_config("smoke").rollouts_per_step
+    assert rollouts.groupby("step").size().tolist() == [per_step] * 5
 
     # the resumed run is the run that was never killed: same samples, same scores
     straight = tmp_path / "straight"

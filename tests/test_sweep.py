@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from harness import records
+from harness.base import records
 from harness.cli import main
-from harness.planner import validate_plan
-from harness.report import write_report
-from harness.sweep import run_sweep, start_sweep
-from harness.sweep_state import LOCK_FILE, STATE_FILE, SweepError, load_state, write_state
+from harness.lab.plan import validate_plan
+from harness.lab.report import write_report
+from harness.lab.sweep import run_sweep, start_sweep
+from harness.lab.sweep_state import LOCK_FILE, STATE_FILE, SweepError, load_state, write_state
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

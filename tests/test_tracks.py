@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 from test_sweep import recorded_run
 
-from harness.findings import reports_root_of
-from harness.offline_reviewer import tuned_keys
-from harness.planner import PlanError
-from harness.sweep import run_sweep
-from harness.sweep_state import SweepError, load_state
-from harness.tracks import (
+from harness.lab.folders import reports_root_of
+from harness.lab.offline_reviewer import tuned_keys
+from harness.lab.plan import PlanError
+from harness.lab.sweep import run_sweep
+from harness.lab.sweep_state import SweepError, load_state
+from harness.lab.tracks import (
     DIGEST,
     TRACKS_FILE,
     is_tracks_root,
@@ -151,7 +151,7 @@ def test_ctrl_c_stops_every_track_cancels_the_queued_ones_and_re_raises(reports_
     from filelock import FileLock
 
     root = new_tracks(reports_in_tmp, tracks=3)
-    code = ("import sys; from test_tracks import slow_run; from harness.tracks import "
+    code = ("import sys; from test_tracks import slow_run; from harness.lab.tracks import "
             "run_tracks; run_tracks(sys.argv[1], run=slow_run, max_parallel=2)")
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
     proc = subprocess.Popen([sys.executable, "-c", code, str(root)], env=env, text=True,

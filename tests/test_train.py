@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from harness.model import add_lora
-from harness.sampling import chat_prompt_ids, fitted_new_tokens, reasoning_switch, sample
-from harness.train import (
+from harness.loop.model import add_lora
+from harness.loop.sampling import chat_prompt_ids, fitted_new_tokens, reasoning_switch, sample
+from harness.loop.train import (
     action_logprobs,
     kl_penalized_advantages,
     make_optimizer,

@@ -22,8 +22,8 @@ import json
 import math
 
 from envs.circle_packing.verifier import sum_of_radii
-from harness.answers import AnswerEnd, numbers_end
 from harness.env import Env, parse_number_list
+from harness.env.answers import AnswerEnd, numbers_end
 
 SHOWN_DECIMALS = 4
 

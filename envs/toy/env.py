@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from harness.answers import FIRST_LINE, AnswerEnd
 from harness.env import Env
+from harness.env.answers import FIRST_LINE, AnswerEnd
 
 MAX_CHARS = 40
 

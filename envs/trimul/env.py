@@ -30,8 +30,8 @@ import threading
 from pathlib import Path
 
 from envs.trimul.verifier import ATOL, BENCHMARK_SHAPES, RTOL, TEST_SHAPES, shape_name
-from harness import sandbox
 from harness.env import Env, EnvError, EvalResult
+from harness.sandbox import runner as sandbox
 
 HERE = Path(__file__).resolve().parent
 NO_CUDA = "trimul needs a CUDA GPU; none is available on this machine"

@@ -1,0 +1,72 @@
+"""Experiment folders: what one is, where the reports root is, and finding one by name.
+
+An experiment folder holds `plan.json` (and, once it ran, config.json, data/, figures/ and
+report.md). Sweeps put theirs one level under the reports root, tracks two (sweep.py,
+tracks.py). A reference names one: a folder name, a unique prefix of one, or `last`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.base.errors import UserError
+
+PLAN_FILE = "plan.json"
+
+
+class FolderError(UserError):
+    """A path or name that is not an experiment folder; one line."""
+
+
+def is_experiment_folder(folder: Path) -> bool:
+    return (Path(folder) / PLAN_FILE).is_file()
+
+
+def experiment_folder(folder: Path) -> Path:
+    """`folder` as a Path; FolderError when it holds no plan.json."""
+    folder = Path(folder)
+    if not is_experiment_folder(folder):
+        raise FolderError(f"{folder} is not an experiment folder (no {PLAN_FILE})")
+    return folder
+
+
+def reports_root_of(folder: Path) -> Path:
+    """The reports root of an experiment folder (a sweep's experiments sit one level down, a
+    track's two: tracks.py)."""
+    parent = Path(folder).resolve().parent
+    if not (parent / "sweep.json").exists():
+        return parent
+    return parent.parent.parent if (parent.parent / "tracks.json").exists() else parent.parent
+
+
+def experiment_folders(root: Path) -> list[Path]:
+    """Experiment folders under the reports root (and inside its sweeps and its tracks'
+    sweeps), by relative name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p.parent for p in root.glob(f"*/{PLAN_FILE}")] + \
+        [p.parent for p in root.glob(f"*/*/{PLAN_FILE}")] + \
+        [p.parent for t in root.glob("*/tracks.json") for p in t.parent.glob(f"*/*/{PLAN_FILE}")]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def resolve_reference(ref: str, root: Path) -> Path:
+    """The experiment folder `ref` names: a folder name, a unique prefix of one, or `last`
+    (the newest top-level experiment). Unknown or ambiguous: one line listing candidates."""
+    folders = experiment_folders(root)
+    names = {p.relative_to(root).as_posix(): p for p in folders}
+    if ref.lower() == "last":
+        top = [n for n in names if "/" not in n]
+        if not top:
+            raise FolderError(f"'last' names no experiment: {root} has none")
+        return names[max(top)]
+    ref = ref.rstrip("/")
+    if ref in names:
+        return names[ref]
+    hits = [n for n in names if n.startswith(ref) or n.split("/")[-1].startswith(ref)]
+    if len(hits) == 1:
+        return names[hits[0]]
+    listed = hits or sorted(names)[-8:]
+    what = "is ambiguous" if hits else "names no experiment"
+    raise FolderError(f"{ref!r} {what}; candidates: {', '.join(listed) or '(none)'}")

@@ -1,0 +1,47 @@
+"""Joining a Ray cluster, or starting a local one, for whoever needs Ray: the evaluation
+pool (`pool.RayEvalPool`) and the lab's Ray executor. Ray's usage statistics are off."""
+
+from __future__ import annotations
+
+import os
+
+from harness.base.errors import UserError, first_line
+
+
+class RayError(UserError):
+    """Ray cannot be joined at the given address; one line."""
+
+
+class RaySession:
+    """Join the cluster at `address` ("auto" or HOST:PORT), or start a local Ray sized to this
+    machine (shut down on exit). Already connected (inside a Ray job): used as it is."""
+
+    def __init__(self, address: str | None = None, quiet: bool = True):
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        import logging
+
+        import ray
+
+        self.ray, self.owner = ray, False
+        if ray.is_initialized():
+            return
+        kwargs = {"logging_level": logging.WARNING, "log_to_driver": not quiet}
+        try:
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kwargs)
+        except ConnectionError as err:
+            raise RayError(f"cannot join the Ray cluster at {address}: "
+                           f"{first_line(str(err))}") from None
+        self.owner = True
+
+    def close(self) -> None:
+        if self.owner and self.ray.is_initialized():
+            self.ray.shutdown()
+
+    def __enter__(self) -> RaySession:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
