@@ -40,9 +40,9 @@ from harness.lab.stats import t95
 from harness.loop.ttt import run_ttt
 
 ARMS = {
-    "full": dict(sampler="puct", objective="entropic_adaptive", train=True),
-    "no_training": dict(sampler="puct", objective="none", train=False),
-    "best_of_n": dict(sampler="none", objective="none", train=False),
+    "full": dict(reuse="puct", objective="entropic_adaptive", train=True),
+    "no_training": dict(reuse="puct", objective="none", train=False),
+    "best_of_n": dict(reuse="none", objective="none", train=False),
 }
 CURVE_STEPS = (0, 1, 3, 7, 11, 15, 23, 31)  # best-so-far shown after these steps
 

@@ -108,7 +108,10 @@ def score(env_name, file, case_file, as_json) -> None:
         if case_file is not None:
             result = env.score_output(read(file), read(case_file))
         else:
-            solution, action = env.load_file(read(file), file.suffix)
+            try:
+                solution, action = env.load_file(read(file), file.suffix)
+            except ValueError as err:  # load_file's word on the user's file (Env.load_file)
+                raise UserError(message(err)) from None
             result = env.score(solution, action)
     except UserError as err:
         raise fail(err) from None

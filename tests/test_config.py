@@ -17,8 +17,8 @@ def test_unknown_keys_are_rejected_with_the_valid_list():
 
 
 def test_set_pairs_are_parsed_to_field_types():
-    assert parse_overrides(["steps=3", "beta=4", "train=false", "sampler=none"]) == {
-        "steps": 3, "beta": 4.0, "train": False, "sampler": "none"}
+    assert parse_overrides(["steps=3", "beta=4", "train=false", "reuse=none"]) == {
+        "steps": 3, "beta": 4.0, "train": False, "reuse": "none"}
 
 
 @pytest.mark.parametrize("pair, message", [
@@ -30,7 +30,7 @@ def test_bad_set_pairs_fail_with_one_line(pair, message):
         parse_overrides([pair])
 
 
-@pytest.mark.parametrize("key, value", [("sampler", "mcts"), ("objective", "ppo"),
+@pytest.mark.parametrize("key, value", [("reuse", "mcts"), ("objective", "ppo"),
                                          ("action", "dance"), ("group_size", 0),
                                          ("reasoning", "maybe"), ("max_grad_norm", -1.0),
                                          ("kl_coef", -0.1), ("adam_beta2", 1.0),
@@ -50,7 +50,7 @@ def test_budget_presets_apply_before_explicit_overrides():
 
 
 def test_best_of_n_is_a_configuration_that_never_updates_the_policy():
-    cfg = Config(sampler="none", objective="none")
+    cfg = Config(reuse="none", objective="none")
     assert not cfg.updates_policy and cfg.rollouts_per_step == 64 * 8
 
 
@@ -93,3 +93,12 @@ def test_only_envs_that_take_cases_get_atcoder_cases():
     assert env_kwargs(cfg)["n_cases"] == 5 and make_env(cfg.env, **env_kwargs(cfg)).n_cases == 5
     assert "n_cases" not in env_kwargs(Config(env="erdos"))
     assert env_kwargs(Config(env="erdos", eval_timeout_s=3.0))["eval_timeout_s"] == 3.0
+
+
+def test_the_old_name_of_reuse_is_still_accepted():
+    """Plans, config.json files and --set written before issue 20 call it `sampler`."""
+    assert Config().replace(sampler="none").reuse == "none"
+    assert Config.from_dict({"sampler": "eps_greedy"}).reuse == "eps_greedy"
+    assert parse_overrides(["sampler=greedy"]) == {"reuse": "greedy"}
+    with pytest.raises(ConfigError, match="reuse must be one of"):
+        Config().replace(sampler="mcts")

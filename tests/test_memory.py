@@ -62,7 +62,7 @@ def prior(reports_in_tmp):
 @pytest.mark.parametrize("change, expect", [
     ("lr 1e-4", {"learning_rate": 1e-4}),
     ("beta 4", {"beta": 4.0, "objective": "entropic_const"}),
-    ("group size 2", {"group_size": 2}),
+    ("group size 2", {"group_size": 2, "groups_per_step": 2}),  # 4 rollouts per step, as before
 ])
 def test_a_reference_yields_the_prior_plan_with_the_change(prior, reports_in_tmp, change,
                                                             expect):

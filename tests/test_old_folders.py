@@ -33,9 +33,10 @@ def test_there_are_two_old_folders():
 
 
 def test_an_old_folder_re_renders_its_report_unchanged(old_folder):
+    """Unchanged but for the renamed key: `sampler=none` reads `reuse=none` now."""
     before = (old_folder / "report.md").read_text()
     write_report(old_folder)
-    assert (old_folder / "report.md").read_text() == before
+    assert (old_folder / "report.md").read_text() == before.replace("sampler=", "reuse=")
     assert sorted(p.name for p in (old_folder / "figures").glob("*.png"))
 
 

@@ -33,7 +33,7 @@ def test_tuning_the_entropic_temperature_tunes_the_kl_target_and_says_why():
     ("tune PUCT c on toy", "c_puct"), ("tune exploration on toy", "c_puct"),
     ("tune group size on toy", "group_size"), ("tune learning rate on toy", "learning_rate"),
     ("tune LoRA rank on toy", "lora_rank"), ("tune constant beta on toy", "beta"),
-    ("tune c_puct on toy", "c_puct"), ("tune reuse on toy", "sampler"),
+    ("tune c_puct on toy", "c_puct"), ("tune reuse on toy", "reuse"),
 ])
 def test_tune_synonyms_map_to_config_fields_with_the_default_as_baseline(request_text, key):
     p = plan(request_text)
@@ -58,16 +58,16 @@ def test_ablations_are_the_papers_arms_as_configs(component, expected):
     p = plan(f"ablate {component} on erdos")
     assert [a.name for a in p.arms] == expected and p.baseline == "full"
     full = p.config("full", 0)
-    assert (full.sampler, full.objective, full.train) == ("puct", "entropic_adaptive", True)
+    assert (full.reuse, full.objective, full.train) == ("puct", "entropic_adaptive", True)
     if "best_of_n" in expected:
         bon = p.config("best_of_n", 0)
-        assert (bon.sampler, bon.objective, bon.updates_policy) == ("none", "none", False)
+        assert (bon.reuse, bon.objective, bon.updates_policy) == ("none", "none", False)
 
 
 def test_compare_accepts_arm_names_synonyms_and_settings():
     p = plan("compare no reuse vs Best-of-N vs c_puct=2 on toy")
-    assert arms(p) == {"no_reuse": {"sampler": "none"},
-                       "best_of_n": {"sampler": "none", "objective": "none"},
+    assert arms(p) == {"no_reuse": {"reuse": "none"},
+                       "best_of_n": {"reuse": "none", "objective": "none"},
                        "c_puct=2.0": {"c_puct": 2.0}}
     assert p.baseline == "no_reuse"
 
@@ -114,7 +114,7 @@ def test_a_plan_round_trips_through_its_json():
     (lambda d: d["arms"][0]["overrides"].update(bogus=1), "unknown config key 'bogus'"),
     (lambda d: d["arms"][0]["overrides"].update(c_puct="big"), "c_puct must be float"),
     (lambda d: d["arms"][0]["overrides"].update(steps=99), "set per experiment"),
-    (lambda d: d["arms"][0]["overrides"].update(sampler="magic"), "sampler must be one of"),
+    (lambda d: d["arms"][0]["overrides"].update(reuse="magic"), "reuse must be one of"),
     (lambda d: d["arms"][0].update(name="a b/c"), "arm name"),
     (lambda d: d.update(baseline="nope"), "baseline 'nope' is not one of the arms"),
     (lambda d: d.update(env="mars"), "unknown env 'mars'"),

@@ -100,7 +100,7 @@ def test_a_valid_proposal_becomes_a_plan_through_the_planners_schema(interior):
     ({"arms": [{"name": "a", "overrides": {"steps": 9}}]}, "outside the search space"),
     ({"arms": [{"name": "a", "overrides": {"c_puct": 100}}]},
      r"c_puct=100 is outside the search space \(c_puct must be within \[0.05, 16\]\)"),
-    ({"arms": [{"name": "a", "overrides": {"sampler": "magic"}}]}, "sampler must be one of"),
+    ({"arms": [{"name": "a", "overrides": {"reuse": "magic"}}]}, "reuse must be one of"),
     ({"arms": [{"name": "a", "overrides": {"train": 1}}]}, "train must be one of True"),
     ({"env": "erdos"}, "env must stay 'toy'"),
     ({"budget": "medium"}, "budget 'medium' is not allowed; use one of smoke"),
@@ -170,7 +170,7 @@ def test_a_plateau_stops_the_sweep_and_names_the_best_configuration(tmp_path):
 def test_a_single_arm_experiment_leads_to_tuning_the_next_knob(tmp_path):
     proposal, plan = proposal_of(recorded(tmp_path / "run", "run toy", {"full": [12]}, 1))
     assert [list(a["overrides"]) for a in plan["arms"]] == [
-        ["sampler", "objective", "kl_target"]] * 3
+        ["reuse", "objective", "kl_target"]] * 3
     assert plan["baseline"] == "kl_target=0.6931" and "kl_target" in proposal.title
 
 

@@ -61,11 +61,11 @@ def test_program_actions_run_with_all_invalid_rewards(tmp_path, tiny_policy):
     assert rollouts["message"].str.contains("code block").all()
 
 
-@pytest.mark.parametrize("sampler, objective", [("none", "none"), ("eps_greedy", "mean"),
+@pytest.mark.parametrize("reuse, objective", [("none", "none"), ("eps_greedy", "mean"),
                                                 ("greedy", "entropic_const")])
-def test_ablation_configurations_run(tmp_path, tiny_policy, sampler, objective):
+def test_ablation_configurations_run(tmp_path, tiny_policy, reuse, objective):
     cfg = make_config("smoke", env="toy", model="tiny", device="cpu", steps=1,
-                      sampler=sampler, objective=objective)
+                      reuse=reuse, objective=objective)
     run_ttt(cfg, RunPaths.run_folder(tmp_path), progress=False, policy=tiny_policy)
     assert len(pd.read_csv(tmp_path / "data" / "steps.csv")) == 1
 

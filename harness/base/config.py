@@ -1,7 +1,7 @@
 """One flat, frozen configuration for a TTT-Discover run.
 
 Field names are the `config.json` keys, the `--set key=value` names and the CSV columns of a
-sweep. Ablations of the paper are values of `sampler`, `objective` and `train`, not code paths.
+sweep. Ablations of the paper are values of `reuse`, `objective` and `train`, not code paths.
 Budget presets (`BUDGETS`) scale the paper's defaults down to what a machine can afford.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from harness.base.errors import UserError
 
-SAMPLERS = ("puct", "eps_greedy", "greedy", "none")
+REUSE_RULES = ("puct", "eps_greedy", "greedy", "none")
 OBJECTIVES = ("entropic_adaptive", "entropic_const", "mean", "none")
 ACTIONS = ("auto", "program", "construction")
 FAST_SAMPLER = ("auto", "on", "off", "shared")
@@ -82,9 +82,10 @@ class Config:
     Off in the released configuration (actions end at EOS or the token cap); on in the
     scaled-down budgets, where a small model keeps writing prose after its answer."""
 
-    # --- search (start-state selection) ---
-    sampler: str = "puct"
-    """Start-state selection: puct, eps_greedy, greedy (best state), none (always the initial)."""
+    # --- search (start-state reuse) ---
+    reuse: str = "puct"
+    """Start-state selection: puct, eps_greedy, greedy (best state), none (always the initial).
+    Called `sampler` before issue 20; that key is still accepted (RENAMED)."""
     c_puct: float = 1.0
     """PUCT exploration constant c."""
     epsilon: float = 0.1
@@ -134,7 +135,7 @@ class Config:
     """cuda or cpu; empty picks CUDA when available."""
 
     def __post_init__(self) -> None:
-        _check_choice("sampler", self.sampler, SAMPLERS)
+        _check_choice("reuse", self.reuse, REUSE_RULES)
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("action", self.action, ACTIONS)
         _check_choice("fast_sampler", self.fast_sampler, FAST_SAMPLER)
@@ -173,6 +174,7 @@ class Config:
         return cls().replace(**values)
 
     def replace(self, **overrides) -> Config:
+        overrides = {current_key(k): v for k, v in overrides.items()}
         unknown = sorted(set(overrides) - set(field_names()))
         if unknown:
             raise ConfigError(
@@ -184,6 +186,15 @@ class Config:
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+# keys renamed since plans and config.json files were first written: old -> new
+RENAMED = {"sampler": "reuse"}
+
+
+def current_key(key: str) -> str:
+    """A config key as it is named now (an old plan's `sampler` is `reuse`)."""
+    return RENAMED.get(key, key)
 
 
 def field_names() -> list[str]:
@@ -237,7 +248,7 @@ def default_budget(device: str) -> str:
 
 def parse_value(key: str, text: str):
     """Parse `text` into the type of config field `key` (bools accept true/false/1/0/yes/no)."""
-    hints = typing.get_type_hints(Config)
+    hints, key = typing.get_type_hints(Config), current_key(key)
     if key not in hints:
         raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(field_names())}")
     kind = hints[key]
@@ -259,7 +270,7 @@ def parse_overrides(pairs: typing.Iterable[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = parse_value(key.strip(), value.strip())
+        out[current_key(key.strip())] = parse_value(key.strip(), value.strip())
     return out
 
 

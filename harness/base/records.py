@@ -86,8 +86,8 @@ class RolloutRow:
 
 STEP_COLUMNS = columns(StepRow)
 ROLLOUT_COLUMNS = columns(RolloutRow)
-BUFFER_COLUMNS = ["arm", "seed", "id", "parent_id", "step", "raw_score", "value", "visits",
-                  "best_reachable"]
+BUFFER_COLUMNS = ["arm", "seed", "id", "parent_id", "step", "raw_score", "reward", "visits",
+                  "best_reachable"]  # "reward" was "value" before issue 20 (same place)
 
 
 class CsvLog:
@@ -136,10 +136,10 @@ def write_buffer_csv(path: Path, buffer, arm: str, seed: int) -> None:
     rows = []
     if path.exists():
         with path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f)
-                    if not (r["arm"] == arm and r["seed"] == str(seed))]
+            rows = [{("reward" if k == "value" else k): v for k, v in r.items()}
+                    for r in csv.DictReader(f) if not (r["arm"] == arm and r["seed"] == str(seed))]
     rows += [{"arm": arm, "seed": seed, "id": s.id, "parent_id": s.parent_id, "step": s.step,
-              "raw_score": s.raw_score, "value": s.reward, "visits": s.visits,
+              "raw_score": s.raw_score, "reward": s.reward, "visits": s.visits,
               "best_reachable": s.best_reachable} for s in buffer.states.values()]
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:

@@ -30,7 +30,7 @@ def improved(value: float, by: float, direction: str) -> float:
     return value - by if _checked(direction) == "min" else value + by
 
 
-def best(values, direction: str):
+def best_of(values, direction: str):
     """The best of `values` (a pandas Series skips NaN; None when there are none)."""
     if hasattr(values, "idxmin"):
         return values.min() if _checked(direction) == "min" else values.max()

@@ -259,7 +259,7 @@ class Env:
     def load_file(self, text: str, suffix: str) -> tuple[str, str]:
         """A file given to `harness score` -> (solution, action). Programs are .py files;
         constructions are JSON {file_keys[0]: [...]} (or another of `file_keys`), scored
-        strictly."""
+        strictly. A file that cannot be scored raises ValueError saying why (one line)."""
         if suffix == ".py":
             return text, "program"
         try:

@@ -29,7 +29,7 @@ from harness.base.config import Config
 from harness.base.resources import jinja_env, resource_dir
 from harness.env import make_env
 from harness.lab.executors import ExecutorSpec, run_jobs
-from harness.lab.folders import PLAN_FILE, experiment_folder
+from harness.lab.folders import PLAN_FILE, read_plan
 from harness.lab.plan import Plan, validate_plan
 from harness.lab.planner import make_plan
 from harness.lab.report import finished_runs, write_index, write_report
@@ -80,7 +80,7 @@ def plan_cost(folder: Path) -> str:
     """What `--dry-run` prints about the plan in `folder`: per arm, the rollouts of one step
     and of the run, a bound on the tokens of one step, and its hyperparameters (marked where
     they are not the released ones, which are the Config defaults)."""
-    plan = validate_plan(json.loads((Path(folder) / "plan.json").read_text()))
+    plan = validate_plan(read_plan(folder))
     released = hyperparameters(Config())
     lines = [f"{plan.request}: {len(plan.arms)} arm(s) x {len(plan.seeds)} seed(s), budget "
              f"{plan.budget}, {plan.rollouts_total:,} rollouts in all ({plan.planner} planner)"]
@@ -140,7 +140,7 @@ def run_experiment(folder: Path, plan: dict | None = None, *, progress: bool = T
     folder = Path(folder).resolve()
     executor = executor or ExecutorSpec()
     if plan is None:
-        plan = json.loads((experiment_folder(folder) / PLAN_FILE).read_text())
+        plan = read_plan(folder)
     spec = validate_plan(plan)
     record = json.dumps(spec.to_dict(), indent=2) + "\n"
     if not (folder / "plan.json").exists() or (folder / "plan.json").read_text() != record:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ import pandas as pd
 
 from harness.base.config import Config
 from harness.env import env_class
-from harness.lab.folders import experiment_folders
+from harness.lab.folders import experiment_folders, read_plan
 from harness.lab.report_text import WEAK_VALID_FRAC
 from harness.lab.stats import difference
 
@@ -94,7 +93,7 @@ def collect(root: Path) -> list[Finding]:
         summary_file = folder / "data" / "summary.csv"
         if not summary_file.exists():
             continue
-        plan = json.loads((folder / "plan.json").read_text())
+        plan = read_plan(folder)
         rows = {r["arm"]: r for r in pd.read_csv(summary_file, dtype={"arm": str})
                 .to_dict("records") if r["n"] > 0 and _valid_enough(r)}
         base = rows.get(plan["baseline"])

@@ -7,8 +7,10 @@ tracks.py). A reference names one: a folder name, a unique prefix of one, or `la
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from harness.base.config import current_key
 from harness.base.errors import UserError
 
 PLAN_FILE = "plan.json"
@@ -28,6 +30,17 @@ def experiment_folder(folder: Path) -> Path:
     if not is_experiment_folder(folder):
         raise FolderError(f"{folder} is not an experiment folder (no {PLAN_FILE})")
     return folder
+
+
+def read_plan(folder: Path) -> dict:
+    """An experiment folder's plan.json as the lab reads it: config keys renamed since it was
+    written (`config.RENAMED`) carry their current names."""
+    plan = json.loads((experiment_folder(folder) / PLAN_FILE).read_text())
+    for arm in plan.get("arms", []):
+        arm["overrides"] = {current_key(k): v for k, v in arm.get("overrides", {}).items()}
+    if isinstance(plan.get("settings"), dict):
+        plan["settings"] = {current_key(k): v for k, v in plan["settings"].items()}
+    return plan
 
 
 def reports_root_of(folder: Path) -> Path:

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from harness.base.config import BUDGETS, Config
 from harness.base.errors import UserError
-from harness.lab.folders import PLAN_FILE, experiment_folder, resolve_reference
+from harness.lab.folders import experiment_folder, read_plan, resolve_reference
 from harness.lab.offline_planner import KNOB_WORDS, words
-from harness.lab.plan import FIXED_KEYS, PlanError, fit_settings
+from harness.lab.plan import FIXED_KEYS, PlanError, fit_settings, matched_groups
 
 LIKE = re.compile(r"^\s*like\s+(?P<ref>\S+)\s+but\s+with\s+(?P<change>.+?)\s*[.!]?\s*$",
                   re.IGNORECASE | re.DOTALL)
@@ -59,7 +59,7 @@ def read_like(request: str, root: Path) -> Like | None:
     if parsed is None:
         return None
     folder = resolve_reference(parsed[0], Path(root))
-    prior = json.loads((folder / PLAN_FILE).read_text())
+    prior = read_plan(folder)
     prior.pop("rollouts_total", None)
     return Like(parsed[1], folder.relative_to(root).as_posix(), prior)
 
@@ -126,7 +126,9 @@ def apply_change(prior: dict, change: Change, budget: str | None = None,
     for arm in prior["arms"]:
         overrides = {**arm["overrides"], **change.overrides}
         if "group_size" in change.overrides and "groups_per_step" not in change.overrides:
-            overrides.pop("groups_per_step", None)
+            before = Config().replace(**{**prior["settings"], **arm["overrides"]})
+            overrides["groups_per_step"], _ = matched_groups(overrides["group_size"],
+                                                             before.rollouts_per_step)
         arms.append({**arm, "overrides": overrides})
     budget = budget or change.budget or prior["budget"]
     n_seeds = seeds or change.seeds or len(prior["seeds"])

@@ -3,7 +3,7 @@
 Understood requests (anything else is a one-line PlanError listing these and the envs):
   tune <knob> on <env>          a grid of a few values around the default (3 or 5, by budget)
   ablate <component> on <env>   the paper's ablation arms (entropic, reuse, training, all)
-  compare <a> vs <b> on <env>   ablation arms, sampler/objective/action values, key=value
+  compare <a> vs <b> on <env>   ablation arms, reuse/objective/action values, key=value
   run <env>                     the full method alone
 Tuning the entropic temperature means tuning `kl_target`: beta is adaptive by default.
 """
@@ -13,10 +13,25 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from harness.base.config import BUDGETS, Config, ConfigError, field_names, parse_overrides
+from harness.base.config import (
+    BUDGETS,
+    REUSE_RULES,
+    Config,
+    ConfigError,
+    field_names,
+    parse_overrides,
+)
 from harness.base.scores import better
 from harness.env import ENVS, env_class
-from harness.lab.plan import ABLATIONS, FIXED_KEYS, Plan, PlanError, fit_settings, validate_plan
+from harness.lab.plan import (
+    ABLATIONS,
+    FIXED_KEYS,
+    Plan,
+    PlanError,
+    fit_settings,
+    matched_groups,
+    validate_plan,
+)
 
 COMPONENTS = {"entropic": ["full", "constant_beta", "no_entropic"],
               "reuse": ["full", "eps_greedy", "no_reuse"],
@@ -49,12 +64,13 @@ KNOB_WORDS = {
     "group size": "group_size", "learning rate": "learning_rate", "lr": "learning_rate",
     "lora rank": "lora_rank", "rank": "lora_rank", "sampling temperature": "temperature",
     "temperature": "temperature", "epsilon": "epsilon", "ε": "epsilon",
-    "reuse": "sampler", "start state selection": "sampler", "objective": "objective",
+    "reuse": "reuse", "sampler": "reuse", "start state selection": "reuse",
+    "objective": "objective",
     "action format": "action", "groups": "groups_per_step",
 }
 MULTIPLIERS = {"kl_target": (0.25, 0.5, 1, 1.5, 2), "learning_rate": (0.1, 0.3, 1, 3, 10),
                "temperature": (0.5, 0.75, 1, 1.25, 1.5)}
-CHOICES = {"sampler": ("puct", "eps_greedy", "greedy", "none"),
+CHOICES = {"reuse": REUSE_RULES,
            "objective": ("entropic_adaptive", "entropic_const", "mean"),
            "action": ("construction", "program"), "train": (True, False)}
 GRAMMAR = ("'tune <knob> on <env>', 'ablate <entropic|reuse|training|all> on <env>', "
@@ -140,17 +156,6 @@ def _grid(key: str, default, size: int) -> list:
     return sorted(set(values), key=values.index)
 
 
-def matched_groups(group_size: int, rollouts_per_step: int) -> tuple[int, str]:
-    """Groups per step that keep `rollouts_per_step` at `group_size`, and what that gives:
-    "same rollouts per step" only when it really does (issue 18)."""
-    groups = max(1, rollouts_per_step // group_size)
-    actual = groups * group_size
-    if actual == rollouts_per_step:
-        return groups, "same rollouts per step"
-    return groups, (f"{actual} rollouts per step, not {rollouts_per_step}: "
-                    f"{actual / rollouts_per_step:.3g}x the compute of the others")
-
-
 def _tune_arm(key: str, value, base: Config) -> dict:
     overrides = {key: value}
     why = f"{key} = {value:.4g}" if isinstance(value, float) else f"{key} = {value}"
@@ -226,7 +231,7 @@ def _compare_arm(text: str) -> dict:
         if word.replace(" ", "_") in choices:
             value = word.replace(" ", "_")
             return {"name": value, "overrides": {key: value}, "why": f"{key} = {value}"}
-    raise PlanError(f"unknown arm {text!r}; arms: {', '.join(ABLATIONS)}, a sampler, an "
+    raise PlanError(f"unknown arm {text!r}; arms: {', '.join(ABLATIONS)}, a reuse rule, an "
                     "objective, an action or key=value settings")
 
 

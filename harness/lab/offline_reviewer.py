@@ -38,8 +38,8 @@ from harness.base.scores import beats, better, improved
 from harness.lab.findings import settled_about
 from harness.lab.folders import reports_root_of
 from harness.lab.memory import parse_change
-from harness.lab.offline_planner import MULTIPLIERS, matched_groups
-from harness.lab.plan import PlanError, fit_settings
+from harness.lab.offline_planner import MULTIPLIERS
+from harness.lab.plan import PlanError, fit_settings, matched_groups
 from harness.lab.proposal import (
     MAX_SEEDS,
     SEARCH_SPACE,
@@ -55,8 +55,8 @@ PATIENCE = 2          # experiments without a new best before the sweep stops
 RESOLUTION = 0.05     # relative grid spacing below which a knob is not refined further
 NEXT_KNOBS = ("kl_target", "c_puct", "learning_rate", "temperature", "beta", "epsilon")
 RELEVANT = {"kl_target": ("objective", "entropic_adaptive"),
-            "beta": ("objective", "entropic_const"), "c_puct": ("sampler", "puct"),
-            "epsilon": ("sampler", "eps_greedy"), "learning_rate": ("train", True)}
+            "beta": ("objective", "entropic_const"), "c_puct": ("reuse", "puct"),
+            "epsilon": ("reuse", "eps_greedy"), "learning_rate": ("train", True)}
 COMPANIONS = {"groups_per_step", "objective"}  # set alongside group_size / beta
 
 

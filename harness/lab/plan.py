@@ -12,7 +12,14 @@ import re
 import typing
 from dataclasses import asdict, dataclass
 
-from harness.base.config import BUDGETS, SCALED_DOWN_EVAL, Config, ConfigError, field_names
+from harness.base.config import (
+    BUDGETS,
+    SCALED_DOWN_EVAL,
+    Config,
+    ConfigError,
+    current_key,
+    field_names,
+)
 from harness.base.errors import UserError
 from harness.env import ENVS, env_class
 
@@ -146,7 +153,8 @@ def _check_arms(arms, settings) -> list[Arm]:
     for arm in arms:
         if not isinstance(arm, dict) or not isinstance(arm.get("overrides"), dict):
             raise PlanError("each arm needs a name and an overrides object")
-        name, overrides = arm.get("name"), dict(arm["overrides"])
+        name = arm.get("name")
+        overrides = {current_key(k): v for k, v in arm["overrides"].items()}  # old key names
         if not isinstance(name, str) or not ARM_NAME.match(name):
             raise PlanError(f"arm name {name!r} must match {ARM_NAME.pattern}")
         if name in [a.name for a in out]:
@@ -203,16 +211,29 @@ def fit_settings(budget: str, arms: list[dict], n_seeds: int) -> dict:
     return {**settings, "steps": steps}
 
 
+# --- matched compute ---
+def matched_groups(group_size: int, rollouts_per_step: int) -> tuple[int, str]:
+    """Groups per step that keep `rollouts_per_step` at `group_size`, and what that gives:
+    "same rollouts per step" only when it really does (issue 18). The one rule every planner
+    and reviewer applies when an arm changes group_size."""
+    groups = max(1, rollouts_per_step // group_size)
+    actual = groups * group_size
+    if actual == rollouts_per_step:
+        return groups, "same rollouts per step"
+    return groups, (f"{actual} rollouts per step, not {rollouts_per_step}: "
+                    f"{actual / rollouts_per_step:.3g}x the compute of the others")
+
+
 # --- the paper's ablation table ---
 ABLATIONS: dict[str, tuple[dict, str]] = {  # the paper's ablation table, as configurations
-    "full": ({"sampler": "puct", "objective": "entropic_adaptive"},
+    "full": ({"reuse": "puct", "objective": "entropic_adaptive"},
              "the full method: PUCT reuse and the adaptive entropic objective"),
     "constant_beta": ({"objective": "entropic_const", "beta": 2.0},
                       "entropic objective with a constant beta = 2"),
     "no_entropic": ({"objective": "mean"}, "mean baseline advantages r - mean(r)"),
     "no_training": ({"train": False}, "PUCT reuse with a frozen model"),
-    "eps_greedy": ({"sampler": "eps_greedy"}, "epsilon-greedy start-state reuse"),
-    "no_reuse": ({"sampler": "none"}, "every group starts from the initial state"),
-    "best_of_n": ({"sampler": "none", "objective": "none"},
+    "eps_greedy": ({"reuse": "eps_greedy"}, "epsilon-greedy start-state reuse"),
+    "no_reuse": ({"reuse": "none"}, "every group starts from the initial state"),
+    "best_of_n": ({"reuse": "none", "objective": "none"},
                   "no reuse and no training: plain sampling"),
 }

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.base.config import ACTIONS, BUDGETS, OBJECTIVES, SAMPLERS, Config
+from harness.base.config import ACTIONS, BUDGETS, OBJECTIVES, REUSE_RULES, Config
 from harness.base.scores import sort_key
 from harness.env import env_class
-from harness.lab.folders import experiment_folder
+from harness.lab.folders import experiment_folder, read_plan
 from harness.lab.memory import read_comments
 from harness.lab.plan import FIXED_KEYS, Arm, Plan, PlanError, fit_settings, validate_plan
 from harness.lab.report import write_report
@@ -71,7 +71,7 @@ SEARCH_SPACE: dict[str, Knob] = {
     "kl_target": Knob(float, 0.05, 4.0, log=True),
     "beta": Knob(float, 0.1, 32.0, log=True),
     # search (start-state selection)
-    "sampler": Knob(str, choices=SAMPLERS),
+    "reuse": Knob(str, choices=REUSE_RULES),
     "c_puct": Knob(float, 0.05, 16.0, log=True),
     "epsilon": Knob(float, 0.0, 0.5),
     "topk_children": Knob(int, 1, 8),
@@ -158,7 +158,7 @@ def read_result(folder: Path, index: int = 0, status: str = "done", error: str =
     summary = (pd.read_csv(summary_file, dtype={"arm": str}) if summary_file.exists()
                else pd.DataFrame(columns=["arm", "n", "mean_best"]))
     report = (folder / "report.md").read_text() if (folder / "report.md").exists() else ""
-    return Result(index, folder, json.loads((folder / "plan.json").read_text()), summary,
+    return Result(index, folder, read_plan(folder), summary,
                   status, error, report)
 
 

@@ -22,11 +22,11 @@ import pandas as pd
 from harness.base.config import Config
 from harness.base.records import BUFFER_COLUMNS, ROLLOUT_COLUMNS, STEP_COLUMNS, shard_dir
 from harness.base.resources import templates
-from harness.base.scores import best, best_index, better, fmt
+from harness.base.scores import best_index, best_of, better, fmt
 from harness.env import env_class
 from harness.lab import figures
 from harness.lab.findings import FINDINGS_CSV, write_findings
-from harness.lab.folders import experiment_folder, reports_root_of
+from harness.lab.folders import experiment_folder, read_plan, reports_root_of
 from harness.lab.memory import read_comments
 from harness.lab.report_text import (
     WEAK_VALID_FRAC,
@@ -73,7 +73,7 @@ def read_table(folder: Path, plan: dict, name: str, columns: list[str]) -> pd.Da
 def load(folder: Path) -> Records:
     folder = experiment_folder(folder)
     config = folder / "config.json"
-    plan = json.loads((folder / "plan.json").read_text())
+    plan = read_plan(folder)
     return Records(
         folder, plan, json.loads(config.read_text()) if config.exists() else {},
         *(read_table(folder, plan, name, columns) for name, columns in
@@ -96,7 +96,7 @@ def _best(values: pd.Series, direction: str) -> float:
     values = values.dropna()
     if values.empty:
         return math.nan
-    return float(best(values, direction))
+    return float(best_of(values, direction))
 
 
 def run_table(rec: Records, direction: str) -> pd.DataFrame:

@@ -47,10 +47,11 @@ import pandas as pd
 
 from harness.base.errors import one_line
 from harness.base.resources import templates
-from harness.base.scores import beats, better
+from harness.base.scores import beats, best_of, better
 from harness.env import env_class
 from harness.lab import figures
 from harness.lab.experiment import new_experiment_dir, slugify, write_experiment
+from harness.lab.folders import read_plan
 from harness.lab.plan import validate_plan
 from harness.lab.report_text import same_score
 from harness.lab.sweep import results_of, run_sweep, start_sweep
@@ -142,7 +143,7 @@ def _start_track(staging: Path, k: int, n: int, request: str, same_question: boo
 def shift_seeds(experiment: Path, k: int) -> None:
     """Track k's copy of the first experiment runs seeds n(k-1) .. nk-1 instead of 0 .. n-1,
     so that K tracks of one question replicate it rather than repeat it."""
-    plan = json.loads((experiment / "plan.json").read_text())
+    plan = read_plan(experiment)
     n = len(plan["seeds"])
     plan["seeds"] = [s + n * (k - 1) for s in plan["seeds"]]
     write_experiment(experiment, validate_plan(plan))
@@ -298,7 +299,7 @@ def track_summary(root: Path, track: Track) -> dict:
     rows = experiment_rows(state, results)
     best = best_configuration(results)
     values = [r["value"] for r in rows if r["value"] is not None]
-    value = best(values, env.direction)
+    value = best_of(values, env.direction)
     status = "failed" if track.error else state.status
     return {
         "row": {"track": track.index, "request": track.request, "folder": track.folder,

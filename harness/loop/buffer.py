@@ -171,25 +171,25 @@ class Buffer:
                                  self.puct_divisor, scale, self.c_puct)
                 for s, p in zip(states, prior, strict=True)}
 
-    def select(self, sampler: str, n: int) -> list[State]:
+    def select(self, rule: str, n: int) -> list[State]:
         """Pick `n` start states with the given strategy (puct, eps_greedy, greedy, none)."""
-        if sampler == "none":
+        if rule == "none":
             initial = [s for s in self.states.values() if s.is_initial]
             return [initial[i % len(initial)] for i in range(n)]
-        if sampler == "puct":
+        if rule == "puct":
             scores = self.puct_scores()
             ranked = sorted(self.states.values(), key=lambda s: (-scores[s.id], -s.reward, s.id))
             return self._spread(ranked, n)
         ranked = sorted(self.states.values(), key=lambda s: (-s.reward, s.id))
-        if sampler == "greedy":
+        if rule == "greedy":
             return self._spread(ranked, n)
-        if sampler == "eps_greedy":
+        if rule == "eps_greedy":
             picks = []
             for i in range(n):
                 explore = self.rng.random() < self.epsilon
                 picks.append(self.rng.choice(ranked) if explore else ranked[i % len(ranked)])
             return picks
-        raise ValueError(f"unknown sampler {sampler!r}")
+        raise ValueError(f"unknown reuse rule {rule!r}")
 
     def _spread(self, ranked: list[State], n: int) -> list[State]:
         """Take the best-ranked states, skipping the lineage (recorded ancestors and

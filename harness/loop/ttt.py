@@ -20,7 +20,7 @@ import torch
 from harness.base import records
 from harness.base.config import Config
 from harness.base.errors import UserError
-from harness.base.scores import best
+from harness.base.scores import best_of
 from harness.env import Env, EvalResult, env_kwargs, make_env
 from harness.loop.buffer import Buffer
 from harness.loop.model import EMBEDDED_MODELS, Policy, add_lora, default_device, load_policy
@@ -92,7 +92,7 @@ def run_ttt(cfg: Config, paths: records.RunPaths, *, resume: bool = False,
         for step in range(start_step, cfg.steps):
             t0 = time.perf_counter()
             # --- select start states ---
-            starts = buffer.select(cfg.sampler, cfg.groups_per_step)
+            starts = buffer.select(cfg.reuse, cfg.groups_per_step)
             redraw_initial_starts(env, action, buffer, starts)
             prompts, shortened = build_prompts(cfg, env, action, policy, starts)
             t_select = time.perf_counter()
@@ -202,7 +202,7 @@ def step_row(cfg: Config, arm: str, step: int, env: Env, buffer: Buffer,
     return records.StepRow(
         arm=arm, seed=cfg.seed, step=step, reward_max=max(rewards),
         reward_mean=float(np.mean(rewards)), score_best=buffer.best().raw_score,
-        score_step_best=best([r.raw_score for r in valid], env.direction),
+        score_step_best=best_of([r.raw_score for r in valid], env.direction),
         valid_frac=len(valid) / len(results), beta_mean=float(np.mean(betas)),
         loss=stats["loss"], kl=stats["kl"], grad_norm=stats["grad_norm"],
         tokens_generated=sum(r.num_tokens for r in rollouts),
