@@ -29,7 +29,7 @@ from harness.base.config import Config
 from harness.base.resources import jinja_env, resource_dir
 from harness.env import make_env
 from harness.lab.executors import ExecutorSpec, run_jobs
-from harness.lab.folders import PLAN_FILE, read_plan
+from harness.lab.folders import PLAN_FILE, is_experiment_folder, read_plan
 from harness.lab.plan import Plan, validate_plan
 from harness.lab.planner import make_plan
 from harness.lab.report import finished_runs, write_index, write_report
@@ -143,8 +143,8 @@ def run_experiment(folder: Path, plan: dict | None = None, *, progress: bool = T
         plan = read_plan(folder)
     spec = validate_plan(plan)
     record = json.dumps(spec.to_dict(), indent=2) + "\n"
-    if not (folder / "plan.json").exists() or (folder / "plan.json").read_text() != record:
-        (folder / "plan.json").write_text(record)  # the report reads the plan that ran
+    if not is_experiment_folder(folder) or (folder / PLAN_FILE).read_text() != record:
+        (folder / PLAN_FILE).write_text(record)  # the report reads the plan that ran
     if not (folder / "config.json").exists():
         write_provenance(folder, spec)
     runs = [(arm.name, seed) for arm in spec.arms for seed in spec.seeds]

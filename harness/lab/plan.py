@@ -20,7 +20,7 @@ from harness.base.config import (
     current_key,
     field_names,
 )
-from harness.base.errors import UserError
+from harness.base.errors import UserError, message
 from harness.env import ENVS, env_class
 
 
@@ -202,7 +202,7 @@ def fit_settings(budget: str, arms: list[dict], n_seeds: int) -> dict:
     try:
         per_step = sum(base.replace(**a["overrides"]).rollouts_per_step for a in arms) * n_seeds
     except (ConfigError, TypeError) as err:
-        raise PlanError(str(err).splitlines()[0]) from None
+        raise PlanError(message(err)) from None
     steps = min(base.steps, spec.max_rollouts // max(per_step, 1))
     if steps < MIN_STEPS:
         raise PlanError(f"{len(arms)} arms x {n_seeds} seeds do not fit the {budget} budget "

