@@ -129,11 +129,33 @@ def score(env_name, file, case_file, as_json) -> None:
 
 @main.command()
 def envs() -> None:
-    """List the environments."""
-    for name in ENVS:
-        cls = env_class(name)
+    """List the environments: the built-in ones and those installed packages register."""
+    from harness.env.registry import entry_points, source_of
+
+    for name in [*ENVS, *entry_points()]:
+        try:
+            cls = env_class(name)
+        except UserError as err:
+            click.echo(f"{name:8s} cannot load: {message(err)}")
+            continue
         click.echo(f"{name:8s} {cls.title}; {cls.objective}, {better(cls.direction)} is better; "
-                   f"actions: {', '.join(cls.actions)}")
+                   f"actions: {', '.join(cls.actions)}; {source_of(name)}")
+
+
+@main.command("new-env")
+@click.argument("name")
+@click.argument("folder", type=click.Path(path_type=Path), default=Path("."))
+def new_env(name, folder) -> None:
+    """Write NAME.py, a commented problem that runs as it is, and test_NAME.py into FOLDER."""
+    from harness.env.starter import write_starter
+
+    try:
+        paths = write_starter(name, folder)
+    except UserError as err:
+        raise fail(err) from None
+    for path in paths:
+        click.echo(str(path))
+    click.echo(f'next: harness experiment "run {paths[0]}" --budget smoke', err=True)
 
 
 # --- experiments ---

@@ -281,8 +281,7 @@ class Env:
                 values, stdout = self.run_program(solution, parent_construction)
             else:
                 values = self.parse_construction(solution)
-            if not self.min_len <= len(values) <= self.max_len:
-                raise ValueError(f"length {len(values)} outside {self.min_len}..{self.max_len}")
+            self.check_size(values)
             raw = float(self.verify(values))
             if not math.isfinite(raw):
                 raise ValueError(f"score is not finite ({raw})")
@@ -291,6 +290,11 @@ class Env:
         construction = self.canonical(values) if action == "program" else solution
         return EvalResult(True, raw, self.reward(raw), "ok", solution,
                           construction=construction, stdout=stdout)
+
+    def check_size(self, values) -> None:
+        """ValueError when a construction's length is outside min_len..max_len."""
+        if not self.min_len <= len(values) <= self.max_len:
+            raise ValueError(f"length {len(values)} outside {self.min_len}..{self.max_len}")
 
     def score_output(self, output_text: str, case_text: str) -> EvalResult:
         """Score a program's output on one case (`harness score ENV OUTPUT --input CASE`);

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from harness.base import records
@@ -29,7 +30,14 @@ from harness.base.config import Config
 from harness.base.resources import jinja_env, resource_dir
 from harness.env import make_env
 from harness.lab.executors import ExecutorSpec, run_jobs
-from harness.lab.folders import PLAN_FILE, is_experiment_folder, read_plan
+from harness.lab.folders import (
+    PLAN_FILE,
+    adopt_problem,
+    is_experiment_folder,
+    localized,
+    problem_provenance,
+    read_plan,
+)
 from harness.lab.plan import Plan, validate_plan
 from harness.lab.planner import make_plan
 from harness.lab.report import finished_runs, write_index, write_report
@@ -57,7 +65,8 @@ def create_experiment(request: str, *, root: Path, budget: str | None = None,
 
 def write_experiment(folder: Path, plan: Plan) -> None:
     """The one way an experiment folder is written: plan.json and the experiment.py that
-    runs it (create_experiment, sweeps and tracks)."""
+    runs it (create_experiment, sweeps and tracks), and a copy of a file problem."""
+    plan = replace(plan, env=adopt_problem(folder, plan.env))
     (folder / PLAN_FILE).write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
     (folder / "experiment.py").write_text(render_script(plan))
 
@@ -139,8 +148,7 @@ def run_experiment(folder: Path, plan: dict | None = None, *, progress: bool = T
     after the report is written."""
     folder = Path(folder).resolve()
     executor = executor or ExecutorSpec()
-    if plan is None:
-        plan = read_plan(folder)
+    plan = read_plan(folder) if plan is None else localized(plan, folder)
     spec = validate_plan(plan)
     record = json.dumps(spec.to_dict(), indent=2) + "\n"
     if not is_experiment_folder(folder) or (folder / PLAN_FILE).read_text() != record:
@@ -225,4 +233,6 @@ def write_provenance(folder: Path, plan: Plan) -> None:
                              "budget": plan.budget, "seeds": list(plan.seeds),
                              "settings": plan.settings, "baseline": plan.baseline,
                              "arms": arms, "planner": plan.planner,
-                             "env": {**env_info(env), "actions": list(env.actions)}})
+                             "env": {**env_info(env), "actions": list(env.actions)},
+                             **({"problem": problem} if (problem := problem_provenance(folder))
+                                else {})})

@@ -8,12 +8,16 @@ tracks.py). A reference names one: a folder name, a unique prefix of one, or `la
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from harness.base.config import current_key
 from harness.base.errors import UserError
+from harness.env.registry import file_sha256, is_file_spec
 
 PLAN_FILE = "plan.json"
+PROBLEM_FILE = "problem.py"   # an experiment's own copy of its problem file
+PROBLEM_SOURCE = "problem.json"  # where that copy came from: {"source", "sha256"}
 
 
 class FolderError(UserError):
@@ -35,12 +39,40 @@ def experiment_folder(folder: Path) -> Path:
 def read_plan(folder: Path) -> dict:
     """An experiment folder's plan.json as the lab reads it: config keys renamed since it was
     written (`config.RENAMED`) carry their current names."""
-    plan = json.loads((experiment_folder(folder) / PLAN_FILE).read_text())
+    plan = localized(json.loads((experiment_folder(folder) / PLAN_FILE).read_text()), folder)
     for arm in plan.get("arms", []):
         arm["overrides"] = {current_key(k): v for k, v in arm.get("overrides", {}).items()}
     if isinstance(plan.get("settings"), dict):
         plan["settings"] = {current_key(k): v for k, v in plan["settings"].items()}
     return plan
+
+
+def localized(plan: dict, folder: Path) -> dict:
+    """`plan` with a file problem pointing at the folder's own copy (problem.py), wherever
+    the folder is now: it runs and renders after the original file changed or moved."""
+    copy = Path(folder) / PROBLEM_FILE
+    if is_file_spec(plan.get("env", "")) and copy.is_file():
+        return {**plan, "env": str(copy.resolve())}
+    return plan
+
+
+def adopt_problem(folder: Path, env: str) -> str:
+    """Copy a file problem into `folder` (problem.py, its source and sha256 in
+    problem.json); returns the env spec of the copy. Other envs are returned as they are."""
+    if not is_file_spec(env):
+        return env
+    source, copy = Path(env).resolve(), (Path(folder) / PROBLEM_FILE).resolve()
+    if source != copy:
+        shutil.copyfile(source, copy)
+        (Path(folder) / PROBLEM_SOURCE).write_text(json.dumps(
+            {"source": str(source), "sha256": file_sha256(copy)}, indent=2) + "\n")
+    return str(copy)
+
+
+def problem_provenance(folder: Path) -> dict | None:
+    """problem.json of a folder whose problem is a file, else None."""
+    path = Path(folder) / PROBLEM_SOURCE
+    return {**json.loads(path.read_text()), "copy": PROBLEM_FILE} if path.is_file() else None
 
 
 def reports_root_of(folder: Path) -> Path:

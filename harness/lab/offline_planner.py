@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 
 from harness.base.config import (
     BUDGETS,
@@ -22,7 +23,8 @@ from harness.base.config import (
     parse_overrides,
 )
 from harness.base.scores import better
-from harness.env import ENVS, env_class
+from harness.env import ENVS, EnvError, env_class
+from harness.env.registry import is_file_spec
 from harness.lab.plan import (
     ABLATIONS,
     FIXED_KEYS,
@@ -85,10 +87,17 @@ def words(text: str) -> str:
 
 
 def _env(word: str) -> str:
+    """A built-in env's name (lenient about case and punctuation), or a problem spec (a .py
+    file, module:Class, an installed package's name) checked by loading it."""
     name = words(word).replace(" ", "")
-    if name not in ENVS:
-        raise PlanError(f"unknown env {word!r}; envs: {', '.join(ENVS)}")
-    return name
+    if name in ENVS:
+        return name
+    spec = str(Path(word).resolve()) if is_file_spec(word) else word
+    try:
+        env_class(spec)
+    except EnvError as err:
+        raise PlanError(str(err)) from None
+    return spec
 
 
 def offline_plan(request: str, budget: str, model: str, seeds: int | None, device: str,

@@ -21,7 +21,7 @@ from harness.base.config import (
     field_names,
 )
 from harness.base.errors import UserError, message
-from harness.env import ENVS, env_class
+from harness.env import ENVS, EnvError, env_class
 
 
 class PlanError(UserError):
@@ -108,8 +108,10 @@ def validate_plan(data: dict) -> Plan:
     for key in ("request", "goal", "hypothesis", "env", "baseline", "model", "planner"):
         if not isinstance(data[key], str) or not data[key].strip():
             raise PlanError(f"plan field {key!r} must be a non-empty string")
-    if data["env"] not in ENVS:
-        raise PlanError(f"unknown env {data['env']!r}; envs: {', '.join(ENVS)}")
+    try:
+        env_class(data["env"])  # a built-in, or a problem file or module:Class that loads
+    except EnvError as err:
+        raise PlanError(str(err)) from None
     if data["budget"] not in BUDGETS:
         raise PlanError(f"unknown budget {data['budget']!r}; "
                         f"budgets: {', '.join(BUDGETS)}")

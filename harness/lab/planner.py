@@ -20,7 +20,8 @@ from harness.base.config import BUDGETS, Config, default_budget
 from harness.base.errors import one_line
 from harness.base.resources import templates
 from harness.base.scores import better
-from harness.env import ENVS, env_class
+from harness.env import ENVS, EnvError, env_class
+from harness.env.registry import entry_points, is_file_spec
 from harness.lab.findings import ledger_text, settled_about
 from harness.lab.memory import Like, apply_change, describe_difference, parse_change, read_like
 from harness.lab.offline_planner import offline_plan
@@ -41,6 +42,29 @@ PLAN_TOOL = {"name": "submit_plan", "description": "Submit the experiment plan."
              "input_schema": PLAN_SCHEMA}
 
 
+def problems_named(request: str) -> dict[str, type]:
+    """The problem specs a request names besides the built-in envs (a .py file, module:Class,
+    an installed package's problem) that load: spec -> env class."""
+    found = {}
+    for word in request.split():
+        word = word.strip("'\"`,;")
+        spec = str(Path(word).resolve()) if is_file_spec(word) else word
+        if word in ENVS or not (is_file_spec(word) or ":" in word or word in entry_points()):
+            continue
+        try:
+            found[spec] = env_class(spec)
+        except EnvError:
+            continue  # the offline planner says what is wrong with it
+    return found
+
+
+def plan_tool(request: str) -> dict:
+    """PLAN_TOOL, its env enum widened to the problems the request names."""
+    schema = json.loads(json.dumps(PLAN_SCHEMA))
+    schema["properties"]["env"]["enum"] = [*ENVS, *problems_named(request)]
+    return {**PLAN_TOOL, "input_schema": schema}
+
+
 def claude_plan(request: str, fixed: dict, *, max_retries: int = 2, prior: dict | None = None,
                 ledger: str = "") -> Plan:
     """Ask Claude for the plan (a `submit_plan` tool call); one retry on an invalid answer.
@@ -49,14 +73,14 @@ def claude_plan(request: str, fixed: dict, *, max_retries: int = 2, prior: dict 
 
     client = anthropic.Anthropic(max_retries=max_retries, timeout=120.0)
     prompt = render_prompt(request, fixed, prior=prior, ledger=ledger)
+    tool = plan_tool(request)
     problem = ""
     for _ in range(2):
         content = prompt + (f"\n\nYour previous answer was invalid: {problem}. Call submit_plan "
                             "again with a corrected plan." if problem else "")
         message = client.messages.create(
             model=claude_model(),
-            max_tokens=2048, tools=[PLAN_TOOL],
-            tool_choice={"type": "tool", "name": PLAN_TOOL["name"]},
+            max_tokens=2048, tools=[tool], tool_choice={"type": "tool", "name": tool["name"]},
             messages=[{"role": "user", "content": content}])
         try:
             answer = reply_json(message)
@@ -92,7 +116,7 @@ def reply_json(message) -> dict:
 def render_prompt(request: str, fixed: dict, *, prior: dict | None = None,
                   ledger: str = "") -> str:
     budget = BUDGETS[fixed["budget"]]
-    envs = [env_class(n) for n in ENVS]
+    envs = [(n, env_class(n)) for n in ENVS] + list(problems_named(request).items())
     return templates(trim=False).get_template("plan_prompt.md.j2").render(
         request=request, envs=envs, better=better, ablations=ABLATIONS, defaults=Config().to_dict(),
         fixed_keys=FIXED_KEYS, budget_name=fixed["budget"], budget=budget,

@@ -24,6 +24,7 @@ from harness.base.records import BUFFER_COLUMNS, ROLLOUT_COLUMNS, STEP_COLUMNS, 
 from harness.base.resources import templates
 from harness.base.scores import best_index, best_of, better, fmt
 from harness.env import env_class
+from harness.env.problem import SCORER_FAILED
 from harness.lab import figures
 from harness.lab.findings import FINDINGS_CSV, write_findings
 from harness.lab.folders import (
@@ -208,6 +209,13 @@ def failures(rollouts: pd.DataFrame, top: int = 5) -> list[dict]:
             for m, n in counts.items()]
 
 
+def scorer_failures(rollouts: pd.DataFrame) -> int:
+    """Rollouts a problem's own score() failed on (harness/env/problem.py)."""
+    if rollouts.empty:
+        return 0
+    return int(rollouts["message"].fillna("").str.startswith(SCORER_FAILED).sum())
+
+
 def shortened_prompts(steps: pd.DataFrame, rollouts: pd.DataFrame) -> tuple[int, int]:
     """(prompts whose shown parent was shortened in the middle to fit, prompts in all)."""
     if "prompts/shortened" not in steps or steps.empty:
@@ -274,6 +282,7 @@ def write_report(folder: Path) -> Path:
         "unfinished": summary.loc[summary["status"] != "finished", "arm"].tolist(),
         "figures": [(t, p.relative_to(folder).as_posix()) for t, p in drawn if p],
         "valid_steps": valid_by_step(rec.steps, arms), "failures": failures(rec.rollouts),
+        "scorer_failures": scorer_failures(rec.rollouts),
         "valid_all": valid_all, "rollouts_n": rollouts_n,
         "shortened": shortened_prompts(rec.steps, rec.rollouts),
         "lengths": action_lengths(rec.rollouts),
