@@ -183,6 +183,8 @@ def test_an_installed_package_s_problem_is_listed_and_loads(installed_package):
     assert "spreadpkg:Spread" in line and "Spread 4 points" in line
     env = make_env(installed_package)
     assert env.score(env.initial_solutions("construction")[0], "construction").valid
+    assert env_class("spreadpkg:Spread") is env_class("spreadpkg:Spread")  # module:Class
+    assert make_env("spreadpkg:Spread").name == "pkg_spread"
 
 
 @pytest.mark.slow
@@ -303,3 +305,10 @@ def test_scorer_failures_are_counted_in_the_report_and_the_run_goes_on(tmp_path,
     report = (folder / "report.md").read_text()
     assert "The problem's score() failed on" in report
     assert "scorer failed: TypeError: my bug" in report
+
+
+def test_a_built_in_problem_s_own_bug_raises_instead_of_counting_as_invalid(monkeypatch):
+    env = make_env("toy")
+    monkeypatch.setattr(env.problem, "score", lambda solution: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        env.evaluate("abc", "construction")

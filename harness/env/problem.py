@@ -47,6 +47,7 @@ from harness.env.contract import Env, EnvError, EvalResult, empty_start
 REQUIRED = ("name", "title", "direction", "objective", "statement", "initial_solution")
 SCORER_FAILED = "scorer failed"
 FORMATS = ("numbers", "json", "text")
+BUILT_IN = "built-in"  # the source of the problems under envs/: their verifiers' bugs raise
 
 
 class Problem:
@@ -121,7 +122,9 @@ class ProblemEnv(Env):
         except TimeoutError:
             raise self._scorer_failed(
                 "timeout", f"no answer within {self.problem.score_timeout_s:g} s") from None
-        except Exception as err:  # the scorer's own bug: reported, the run goes on
+        except Exception as err:  # the user's bug: reported, the run goes on (ours: raised)
+            if self.source == BUILT_IN:
+                raise
             raise self._scorer_failed(type(err).__name__, one_line(err)) from None
         if isinstance(raw, bool) or not isinstance(raw, int | float) or math.isnan(raw):
             raise self._scorer_failed("not a number", f"score() returned {raw!r}, not a number")

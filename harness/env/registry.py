@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness.base.config import Config
 from harness.env.contract import Env, EnvError
-from harness.env.problem import Problem, env_for
+from harness.env.problem import BUILT_IN, Problem, env_for
 
 ENVS: dict[str, str] = {
     "toy": "envs.toy.env:Toy",
@@ -64,7 +64,7 @@ def env_class(spec: str) -> type[Env]:
 def _built_in(name: str) -> type[Env]:
     module, _, cls = ENVS[name].partition(":")
     found = getattr(importlib.import_module(module), cls)
-    return env_for(found, "built-in") if issubclass(found, Problem) else found
+    return env_for(found, BUILT_IN) if issubclass(found, Problem) else found
 
 
 def entry_points() -> dict[str, str]:
@@ -75,7 +75,7 @@ def entry_points() -> dict[str, str]:
 def source_of(spec: str) -> str:
     """Where `spec` comes from, for `harness envs`."""
     if spec in ENVS:
-        return "built-in"
+        return BUILT_IN
     if is_file_spec(spec):
         return str(Path(spec).resolve())
     return entry_points().get(spec, spec)
@@ -113,6 +113,7 @@ def _from_file(path: str) -> type[Env]:
     return _checked(found[0], str(file))
 
 
+@functools.cache
 def _from_object(target: str, source: str) -> type[Env]:
     module, _, attr = target.partition(":")
     try:

@@ -45,11 +45,11 @@ PLAN_TOOL = {"name": "submit_plan", "description": "Submit the experiment plan."
 def problems_named(request: str) -> dict[str, type]:
     """The problem specs a request names besides the built-in envs (a .py file, module:Class,
     an installed package's problem) that load: spec -> env class."""
-    found = {}
+    found, installed = {}, entry_points()
     for word in request.split():
         word = word.strip("'\"`,;")
         spec = str(Path(word).resolve()) if is_file_spec(word) else word
-        if word in ENVS or not (is_file_spec(word) or ":" in word or word in entry_points()):
+        if word in ENVS or not (is_file_spec(word) or ":" in word or word in installed):
             continue
         try:
             found[spec] = env_class(spec)
