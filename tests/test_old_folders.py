@@ -40,10 +40,20 @@ def test_an_old_folder_re_renders_its_report_unchanged(old_folder):
     assert sorted(p.name for p in (old_folder / "figures").glob("*.png"))
 
 
+@pytest.fixture
+def old_ablation(tmp_path):
+    """The reuse ablation: its plan and script still say `sampler` (the key is `reuse` now)."""
+    [name] = [n for n in FOLDERS if "ablate-reuse" in n]
+    folder = tmp_path / "reports" / name
+    shutil.copytree(FIXTURES / name, folder)
+    return folder
+
+
 @pytest.mark.slow
-def test_an_old_folder_resumes_through_its_own_script(old_folder):
+def test_an_old_folder_resumes_through_its_own_script(old_ablation):
     """One arm's results are removed; the folder's own experiment.py runs that arm again,
     leaves the others as they were, and re-renders the report."""
+    old_folder = old_ablation
     steps = pd.read_csv(old_folder / "data" / "steps.csv", dtype={"arm": str})
     arm = steps["arm"].iloc[-1]
     kept = steps[steps["arm"] != arm].reset_index(drop=True)
