@@ -107,9 +107,10 @@ class AtCoderEnv(Env):
         return Limits(wall_s=whole + 1.5, cpu_s=whole + 0.1, memory_mb=self.memory_mb,
                       max_output_bytes=self.max_output_bytes)
 
-    def reward(self, raw: float, n_cases: int | None = None) -> float:
-        """Mean per-case score over `score_scale` (raw is the total over n_cases cases)."""
-        return raw / (n_cases or self.n_cases) / self.score_scale
+    def reward(self, raw_score: float, n_cases: int | None = None) -> float:
+        """Mean per-case score over `score_scale` (the raw score is the total over n_cases
+        cases)."""
+        return raw_score / (n_cases or self.n_cases) / self.score_scale
 
     # --- scoring ---
     def score(self, solution: str, action: str = "program", parent_construction: str = ""

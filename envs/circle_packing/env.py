@@ -73,8 +73,8 @@ class CirclePackingEnv(Env):
     def verify(self, values: list[list[float]]) -> float:
         return sum_of_radii(values, self.n_circles)
 
-    def reward(self, raw: float) -> float:
-        return raw
+    def reward(self, raw_score: float) -> float:
+        return raw_score
 
     def answer_end(self, action: str) -> AnswerEnd:
         """A construction is complete once the last circle's radius is written."""

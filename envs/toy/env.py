@@ -45,5 +45,5 @@ class Toy(Problem):
     def score(self, solution: str) -> float:
         return float(distinct_letters(solution))
 
-    def reward(self, raw: float) -> float:
-        return raw / 26.0
+    def reward(self, raw_score: float) -> float:
+        return raw_score / 26.0

@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 
 from envs.trimul.verifier import ATOL, BENCHMARK_SHAPES, RTOL, TEST_SHAPES, shape_name
+from harness.base.errors import message
 from harness.env import Env, EnvError, EvalResult
 from harness.sandbox import runner as sandbox
 
@@ -94,9 +95,9 @@ class TriMulEnv(Env):
     def template_dir(cls) -> Path:
         return HERE  # also for subclasses defined elsewhere
 
-    def reward(self, raw: float) -> float:
+    def reward(self, raw_score: float) -> float:
         """1000 / µs: a 1 ms kernel scores 1.0, twice as fast scores twice as much."""
-        return 1000.0 / raw
+        return 1000.0 / raw_score
 
     def score(self, solution: str, action: str = "program", parent_construction: str = ""
               ) -> EvalResult:
@@ -107,12 +108,12 @@ class TriMulEnv(Env):
             with _GPU_LOCK:
                 verdict = run_candidate(solution, "cuda", wall_s=self.wall_s)
         except ValueError as err:
-            return EvalResult(False, None, 0.0, str(err).splitlines()[0][:300], solution)
+            return EvalResult(False, None, 0.0, message(err), solution)
         artifacts = {k: verdict[k] for k in ("runtimes_us", "repeats", "overhead_us", "device")}
         if not verdict["valid"]:
             return EvalResult(False, None, 0.0, verdict["message"], solution, artifacts)
-        raw = float(verdict["geomean_us"])
-        return EvalResult(True, raw, self.reward(raw), "ok", solution, artifacts)
+        raw_score = float(verdict["geomean_us"])
+        return EvalResult(True, raw_score, self.reward(raw_score), "ok", solution, artifacts)
 
     def initial_solutions(self, action: str = "program") -> list[str]:
         self.check_action(action)

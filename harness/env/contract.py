@@ -1,12 +1,14 @@
 """The environment contract: a problem, its action formats, its verifier and its reward.
 
 An env turns a model's action (its raw completion) into an `EvalResult`:
-  completion --extract--> solution text --score--> raw objective --reward()--> reward.
+  completion --extract--> solution text --score--> raw score --reward()--> reward.
 Two action formats (issue 13): `program`, where the model writes `run(seed, budget_s)` that the
 sandbox executes and whose return value is the construction; and `construction`, where the
 model writes the object itself. Parsing is lenient about layout and strict about content:
 the verifier, not the parser, decides validity, and nothing is clipped or repaired.
-The raw -> reward transform lives in `Env.reward`, one place per env.
+The raw score (the verifier's number: `raw_score` in code and in every CSV) -> reward
+transform lives in `Env.reward`, one place per env. Derived numbers keep names of their own:
+a run's best (`score/best` in steps.csv, `best_raw` in summary.csv), an arm's `mean_best`.
 """
 
 from __future__ import annotations
@@ -139,12 +141,12 @@ class Env:
 
     # --- to override ---
     def verify(self, values: list[float]) -> float:
-        """The pure verifier: raw objective, or ValueError saying why the candidate is invalid."""
+        """The pure verifier: the raw score, or ValueError saying why the candidate is invalid."""
         raise NotImplementedError
 
-    def reward(self, raw: float) -> float:
-        """The one raw -> reward transform: higher is better, 0 for invalid candidates."""
-        return raw if self.direction == "max" else 1.0 / raw
+    def reward(self, raw_score: float) -> float:
+        """The one raw score -> reward transform: higher is better, 0 for invalid candidates."""
+        return raw_score if self.direction == "max" else 1.0 / raw_score
 
     def initial_solutions(self, action: str) -> list[str]:
         """The reference start (benchmarks, tests): a flat list, as a construction or a
@@ -282,13 +284,13 @@ class Env:
             else:
                 values = self.parse_construction(solution)
             self.check_size(values)
-            raw = float(self.verify(values))
-            if not math.isfinite(raw):
-                raise ValueError(f"score is not finite ({raw})")
+            raw_score = float(self.verify(values))
+            if not math.isfinite(raw_score):
+                raise ValueError(f"score is not finite ({raw_score})")
         except ValueError as err:
             return EvalResult(False, None, 0.0, message(err), solution)
         construction = self.canonical(values) if action == "program" else solution
-        return EvalResult(True, raw, self.reward(raw), "ok", solution,
+        return EvalResult(True, raw_score, self.reward(raw_score), "ok", solution,
                           construction=construction, stdout=stdout)
 
     def check_size(self, values) -> None:

@@ -80,9 +80,9 @@ class Problem:
         """The verifier: the solution's score, or ValueError("why") when it is invalid."""
         raise NotImplementedError
 
-    def reward(self, raw: float) -> float:
+    def reward(self, raw_score: float) -> float:
         """Higher is better, 0 for invalid candidates: the score, or 1 / score for min."""
-        return raw if self.direction == "max" else 1.0 / raw
+        return raw_score if self.direction == "max" else 1.0 / raw_score
 
     def decode(self, values):
         """The rule the prompt states from what the model wrote to the solution (identity)."""
@@ -138,8 +138,8 @@ class ProblemEnv(Env):
                   "goes on)", file=sys.stderr, flush=True)
         return ValueError(line)
 
-    def reward(self, raw: float) -> float:
-        return self.problem.reward(raw)
+    def reward(self, raw_score: float) -> float:
+        return self.problem.reward(raw_score)
 
     # --- the construction: numbers (the Env default), JSON, or a line of text ---
     @property

@@ -99,7 +99,7 @@ def experiment_rows(state: SweepState, results: list[Result]) -> list[dict]:
             "best_so_far": (f"{'**new best** ' if new_best else ''}{_score(best[1])} "
                             f"(#{best[0]})") if best else "-",
             "status": status.replace("|", "/"), "wall": _duration(entry.ledger.wall_s),
-            "cost": _cost(entry.ledger), "value": top["mean_best"] if top else None})
+            "cost": _cost(entry.ledger), "mean_best": top["mean_best"] if top else None})
         previous = result.plan
     return rows
 
@@ -178,7 +178,7 @@ def write_digest(root: Path, state: SweepState) -> Path:
     env = env_class(state.env)
     rows = experiment_rows(state, results)
     figure = figures.best_across_experiments(
-        [(r["index"], r["value"]) for r in rows], env.objective, env.direction,
+        [(r["index"], r["mean_best"]) for r in rows], env.objective, env.direction,
         root / "figures" / "best_across_experiments.png")
     write_ledger(root, state)
     reviews = [r for r in (_review(root / e.folder) for e in state.experiments) if r]

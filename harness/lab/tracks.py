@@ -298,7 +298,7 @@ def track_summary(root: Path, track: Track) -> dict:
     env = env_class(state.env)
     rows = experiment_rows(state, results)
     best = best_configuration(results)
-    values = [r["value"] for r in rows if r["value"] is not None]
+    values = [r["mean_best"] for r in rows if r["mean_best"] is not None]
     value = best_of(values, env.direction)
     status = "failed" if track.error else state.status
     return {
@@ -321,7 +321,7 @@ def write_tracks_digest(root: Path) -> Path:
     table.to_csv(root / "tracks.csv", index=False)
     figure = figures.best_across_tracks(
         [(f"track {s['row']['track']}", s["env"].objective, s["env"].direction,
-          [(r["index"], r["value"]) for r in s["rows"]]) for s in summaries],
+          [(r["index"], r["mean_best"]) for r in s["rows"]]) for s in summaries],
         root / "figures" / "tracks_best.png")
     leaders = {}  # per env: the track with the best score
     for s in summaries:
