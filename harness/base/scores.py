@@ -25,6 +25,12 @@ def gain(a: float, b: float, direction: str) -> float:
     return (a - b if _checked(direction) == "max" else b - a) + 0.0  # + 0.0: never "-0"
 
 
+def default_reward(raw_score: float, direction: str) -> float:
+    """The reward of a raw score unless an env says otherwise: the score itself for a max
+    env, 1 / score for a min one (higher is better either way)."""
+    return raw_score if _checked(direction) == "max" else 1.0 / raw_score
+
+
 def improved(value: float, by: float, direction: str) -> float:
     """`value` made better by `by` (lower for a min env)."""
     return value - by if _checked(direction) == "min" else value + by

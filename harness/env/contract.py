@@ -26,7 +26,7 @@ import jinja2
 
 from harness.base.errors import UserError, message
 from harness.base.resources import TEMPLATES, jinja_env
-from harness.base.scores import better, format_score
+from harness.base.scores import better, default_reward, format_score
 from harness.env import answers
 from harness.env.answers import AnswerEnd, parse_number_list
 from harness.sandbox import runner as sandbox
@@ -146,7 +146,7 @@ class Env:
 
     def reward(self, raw_score: float) -> float:
         """The one raw score -> reward transform: higher is better, 0 for invalid candidates."""
-        return raw_score if self.direction == "max" else 1.0 / raw_score
+        return default_reward(raw_score, self.direction)
 
     def initial_solutions(self, action: str) -> list[str]:
         """The reference start (benchmarks, tests): a flat list, as a construction or a

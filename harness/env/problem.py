@@ -40,7 +40,7 @@ from pathlib import Path
 
 from harness.base.errors import one_line
 from harness.base.resources import TEMPLATES
-from harness.base.scores import better
+from harness.base.scores import better, default_reward
 from harness.env.answers import CODE_BLOCK, FIRST_LINE, AnswerEnd
 from harness.env.contract import Env, EnvError, EvalResult, empty_start
 
@@ -82,7 +82,7 @@ class Problem:
 
     def reward(self, raw_score: float) -> float:
         """Higher is better, 0 for invalid candidates: the score, or 1 / score for min."""
-        return raw_score if self.direction == "max" else 1.0 / raw_score
+        return default_reward(raw_score, self.direction)
 
     def decode(self, values):
         """The rule the prompt states from what the model wrote to the solution (identity)."""
