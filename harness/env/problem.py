@@ -40,7 +40,7 @@ from pathlib import Path
 
 from harness.base.errors import one_line
 from harness.base.resources import TEMPLATES
-from harness.base.scores import better, default_reward
+from harness.base.scores import DIRECTIONS, better, default_reward
 from harness.env.answers import CODE_BLOCK, FIRST_LINE, AnswerEnd
 from harness.env.contract import Env, EnvError, EvalResult, empty_start
 
@@ -255,7 +255,7 @@ def env_for(problem_class: type[Problem], source: str) -> type[ProblemEnv]:
         raise EnvError(f"{source}: the problem lacks {', '.join(missing)} (see harness new-env)")
     if problem_class.score is Problem.score:
         raise EnvError(f"{source}: the problem has no score(solution) method")
-    if problem_class.direction not in ("min", "max"):
+    if problem_class.direction not in DIRECTIONS:
         raise EnvError(f"{source}: direction must be 'min' or 'max', "
                        f"got {problem_class.direction!r}")
     if problem_class.program_start not in ("parent", "empty"):
@@ -277,7 +277,8 @@ def env_for(problem_class: type[Problem], source: str) -> type[ProblemEnv]:
         fields["initial_value"], fields["initial_length"] = (p.initial_solution[0],
                                                              len(p.initial_solution))
     env_class = type(f"{problem_class.__name__}Env", (ProblemEnv,), fields)
-    start = env_class().score(env_class().initial_solutions("construction")[0], "construction")
+    env = env_class()
+    start = env.score(env.initial_solutions("construction")[0], "construction")
     if not start.valid:
         raise EnvError(f"{source}: the initial solution fails score(): {start.message}")
     return env_class

@@ -45,12 +45,17 @@ def is_file_spec(spec: str) -> bool:
     return spec.endswith(".py")
 
 
+def absolute(spec: str) -> str:
+    """`spec` as plans record it: a problem file by its absolute path, anything else as is."""
+    return str(Path(spec).resolve()) if is_file_spec(spec) else spec
+
+
 def env_class(spec: str) -> type[Env]:
     """The env class of `spec` (see the module docstring)."""
     if spec in ENVS:
         return _built_in(spec)
     if is_file_spec(spec):
-        return _from_file(str(Path(spec).resolve()))
+        return _from_file(absolute(spec))
     if ":" in spec:
         return _from_object(spec, spec)
     registered = entry_points()
@@ -76,9 +81,7 @@ def source_of(spec: str) -> str:
     """Where `spec` comes from, for `harness envs`."""
     if spec in ENVS:
         return BUILT_IN
-    if is_file_spec(spec):
-        return str(Path(spec).resolve())
-    return entry_points().get(spec, spec)
+    return absolute(spec) if is_file_spec(spec) else entry_points().get(spec, spec)
 
 
 def file_sha256(path: Path) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
 
 from harness.base.config import (
     BUDGETS,
@@ -24,7 +23,7 @@ from harness.base.config import (
 )
 from harness.base.scores import better
 from harness.env import ENVS, EnvError, env_class
-from harness.env.registry import is_file_spec
+from harness.env.registry import absolute
 from harness.lab.plan import (
     ABLATIONS,
     FIXED_KEYS,
@@ -92,7 +91,7 @@ def _env(word: str) -> str:
     name = words(word).replace(" ", "")
     if name in ENVS:
         return name
-    spec = str(Path(word).resolve()) if is_file_spec(word) else word
+    spec = absolute(word)
     try:
         env_class(spec)
     except EnvError as err:

@@ -21,7 +21,7 @@ from harness.base.errors import one_line
 from harness.base.resources import templates
 from harness.base.scores import better
 from harness.env import ENVS, EnvError, env_class
-from harness.env.registry import entry_points, is_file_spec
+from harness.env.registry import absolute, entry_points, is_file_spec
 from harness.lab.findings import ledger_text, settled_about
 from harness.lab.memory import Like, apply_change, describe_difference, parse_change, read_like
 from harness.lab.offline_planner import offline_plan
@@ -48,7 +48,7 @@ def problems_named(request: str) -> dict[str, type]:
     found, installed = {}, entry_points()
     for word in request.split():
         word = word.strip("'\"`,;")
-        spec = str(Path(word).resolve()) if is_file_spec(word) else word
+        spec = absolute(word)
         if word in ENVS or not (is_file_spec(word) or ":" in word or word in installed):
             continue
         try:
