@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# A suite started in the background of a non-interactive shell (`cmd &`, nohup) inherits
+# SIGINT ignored, and so would every child: the Ctrl-C tests would then test nothing. A
+# Python handler here becomes the default action again in the children we exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from procs import started
 
 from harness.base import records, resources
 from harness.cli import main
@@ -183,15 +184,15 @@ def test_ctrl_c_midway_leaves_a_report_and_the_script_resumes(tmp_path):
     env |= {"HARNESS_REPORTS_DIR": str(root), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "harness", "experiment", REQUEST, "--budget", "smoke",
            "--model", "tiny", "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if list(root.glob("*/best/full-s0.score.json")):  # the first arm has finished
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    output = proc.communicate(timeout=120)[0]
+    with started(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                 text=True) as proc:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if list(root.glob("*/best/full-s0.score.json")):  # the first arm has finished
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 130, output
     assert "Resume with: python" in output and "Traceback" not in output
     [folder] = list(root.glob("*-ablate-reuse-on-toy"))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from procs import started
 from test_sweep import recorded_run
 
 from harness.lab.folders import reports_root_of
@@ -154,15 +155,14 @@ def test_ctrl_c_stops_every_track_cancels_the_queued_ones_and_re_raises(reports_
     code = ("import sys; from test_tracks import slow_run; from harness.lab.tracks import "
             "run_tracks; run_tracks(sys.argv[1], run=slow_run, max_parallel=2)")
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(root)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # its own group, as a terminal's job
-    deadline = time.time() + 60
-    while time.time() < deadline and not all(
-            s.experiments[0].status == "running" for s in states(root)[:2]):
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
-    out = proc.communicate(timeout=30)[0]
+    with started([sys.executable, "-c", code, str(root)], env=env, text=True,  # its own
+                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:  # group, a job's
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not all(
+                s.experiments[0].status == "running" for s in states(root)[:2]):
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+        out = proc.communicate(timeout=60)[0]
     assert proc.returncode != 0 and "KeyboardInterrupt" in out, out
     assert "[tracks] track 1 started" in out and "track 3 started" not in out
     one, two, three = states(root)

@@ -42,6 +42,7 @@ from harness.lab.plan import Plan, validate_plan
 from harness.lab.planner import make_plan
 from harness.lab.report import finished_runs, write_index, write_report
 from harness.loop.model import check_model_name, default_device
+from harness.sandbox.isolation import isolation
 
 SCRIPT_TEMPLATE = "experiment.py.j2"
 
@@ -234,5 +235,6 @@ def write_provenance(folder: Path, plan: Plan) -> None:
                              "settings": plan.settings, "baseline": plan.baseline,
                              "arms": arms, "planner": plan.planner,
                              "env": {**env_info(env), "actions": list(env.actions)},
+                             "sandbox": isolation().describe(),
                              **({"problem": problem} if (problem := problem_provenance(folder))
                                 else {})})

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,7 @@ import pandas as pd
 from harness.base.errors import one_line
 from harness.base.resources import templates
 from harness.base.scores import beats, best_of, better
+from harness.base.waiting import wait_futures
 from harness.env import env_class
 from harness.lab import figures
 from harness.lab.experiment import new_experiment_dir, slugify, write_experiment
@@ -196,7 +197,7 @@ def _run_in_pool(root: Path, tracks: list[Track], todo: list[Track], workers: in
                     running[pool.submit(_run_track, root / track.folder, track.index,
                                         run_kwargs)] = track
                     say(f"track {track.index} started: {track.request} -> {root / track.folder}")
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait_futures(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     track = running.pop(future)
                     track.error = _error_of(future)
@@ -210,7 +211,7 @@ def _run_in_pool(root: Path, tracks: list[Track], todo: list[Track], workers: in
                     queued.clear()
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
-            if wait(running, timeout=GRACE_S).not_done:  # the interrupt did not reach them
+            if wait_futures(running, timeout=GRACE_S)[1]:  # the interrupt did not reach them
                 for child in multiprocessing.active_children():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(child.pid, signal.SIGINT)

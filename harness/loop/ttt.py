@@ -29,6 +29,7 @@ from harness.loop.progress import StepProgress
 from harness.loop.prompts import fit_prompt
 from harness.loop.sampling import Rollout, sample
 from harness.loop.train import make_optimizer, policy_gradient_step
+from harness.sandbox.isolation import isolation, warn_if_visible
 from harness.sandbox.pool import make_pool
 
 
@@ -67,6 +68,8 @@ def run_ttt(cfg: Config, paths: records.RunPaths, *, resume: bool = False,
     arm = paths.arm
     env = make_env(cfg.env, **env_kwargs(cfg))
     action = resolve_action(cfg, env)
+    if action == "program":  # model-written code will run: say if it can read your files
+        warn_if_visible()
     device = cfg.device or default_device()
     ckpt = paths.checkpoint(cfg.seed)
     seed_everything(cfg.seed)
@@ -315,6 +318,6 @@ def discover(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = 
         env = make_env(cfg.env)
         records.write_config(run_dir, cfg.to_dict(), cfg.device or default_device(),
                              {"action": resolve_action(cfg, env), "arm": "default",
-                              "env": env_info(env)})
+                              "env": env_info(env), "sandbox": isolation().describe()})
     return run_ttt(cfg, records.RunPaths.run_folder(run_dir), resume=resume, progress=progress)
 

@@ -2,8 +2,11 @@
 
 `harness.sandbox` starts it as `python -I sandbox_driver.py SPEC_JSON` with the candidate's
 working directory as cwd. In order, it:
-1. (when SPEC.fs) makes every mount read-only except the working directory. We are in a
-   private mount namespace (`unshare --mount`), so the host's mounts are never touched;
+1. (when SPEC.view) builds the candidate's file system from the view alone: a fresh tmpfs
+   root with only those paths bound in, read-only, plus the writable working directory
+   (see isolation.py); (when only SPEC.fs) makes every mount read-only except the working
+   directory. We are in a private mount namespace (`unshare --mount`), so the host's mounts
+   are never touched. Under bubblewrap, bwrap has done this already;
 2. sets the rlimits and the CPU affinity (here rather than in a `preexec_fn`, which is unsafe
    in a threaded parent and would run inside a fork of a possibly huge harness process);
 3. drops every capability, so a candidate running as root cannot remount, raise its limits,
@@ -30,7 +33,9 @@ import traceback
 
 SETUP_FAILED = 121  # exit code that tells the parent the sandbox itself could not be set up
 
-MS_BIND, MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV = 0x1000, 0x4000, 1 << 18, 0x2, 0x4
+MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x1000, 0x2000, 0x4000, 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
+SHM_OPTIONS = b"size=64m"
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (Linux >= 5.12)
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
@@ -68,7 +73,49 @@ def isolate_filesystem(workdir: str) -> None:
     _set_readonly(workdir, False, recursive=False)
     # multiprocessing needs a writable /dev/shm; a small private tmpfs dies with the namespace
     if os.path.isdir("/dev/shm"):
-        _libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=64m")
+        _libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, SHM_OPTIONS)
+
+
+def _mount(source: bytes | None, target: str, fstype: bytes | None, flags: int,
+           data: bytes | None = None) -> None:
+    _check(_libc.mount(source, target.encode(), fstype, flags, data), f"mount {target}")
+
+
+def _mountpoint(path: str, like: str) -> None:
+    """An empty directory, or an empty file when `like` is not a directory, at `path`."""
+    if os.path.isdir(like):
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "a").close()
+
+
+def hide_files(view: list, workdir: str) -> None:
+    """Make the view the whole file system: a tmpfs root (mounted at WORKDIR.root) holding
+    only the view's paths, bound read-only, and `workdir` itself; then move it onto / and
+    chroot into it. The old root stays mounted underneath, out of reach: no process of
+    this PID namespace has it as root, and without capabilities none can chroot back."""
+    root = workdir.rstrip("/") + ".root"
+    _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    os.makedirs(root, exist_ok=True)
+    _mount(b"tmpfs", root, b"tmpfs", MS_NOSUID, b"mode=0755,size=1m")
+    for kind, path, *target in view:
+        if kind == "link":
+            os.makedirs(os.path.dirname(root + path), exist_ok=True)
+            os.symlink(target[0], root + path)
+        else:  # "ro" and "dev": a bind mount of the host's path
+            _mountpoint(root + path, path)
+            _mount(path.encode(), root + path, None, MS_BIND | MS_REC)
+    for path in ("/proc", "/dev/shm", workdir):
+        os.makedirs(root + path, exist_ok=True)
+    _mount(workdir.encode(), root + workdir, None, MS_BIND)
+    os.chdir(root)
+    _mount(b".", "/", None, MS_MOVE)
+    _check(_libc.chroot(b"."), "chroot")
+    _set_readonly("/", True, recursive=True)
+    _set_readonly(workdir, False, recursive=False)
+    _mount(b"proc", "/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount(b"tmpfs", "/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, SHM_OPTIONS)
 
 
 def set_limits(spec: dict) -> None:
@@ -95,7 +142,10 @@ def drop_privileges() -> None:
 
 def probe(spec: dict) -> int:
     """0 when the isolation the parent asked for is really in force."""
-    if spec["fs"]:
+    expect = spec["probe"]
+    if expect["canary"] and os.path.exists(expect["canary"]):
+        return 1  # a file outside the view is visible
+    if expect["fs"]:
         outside = spec["workdir"].rstrip("/") + ".escape"  # a sibling of the working directory
         try:
             open(outside, "w").close()
@@ -109,7 +159,7 @@ def probe(spec: dict) -> int:
         except OSError:
             pass
         open("inside", "w").close()
-    if spec["net"]:
+    if expect["net"]:
         try:
             socket.create_connection(("1.1.1.1", 80), timeout=1).close()
             return 1
@@ -211,8 +261,11 @@ def run_candidate(spec: dict) -> None:
 def main() -> None:
     spec = json.loads(sys.argv[1])
     try:
-        if spec["fs"]:
+        if spec["view"]:
+            hide_files(spec["view"], spec["workdir"])
+        elif spec["fs"]:
             isolate_filesystem(spec["workdir"])
+        if spec["view"] or spec["fs"]:
             os.chdir(spec["workdir"])  # re-enter through the new, writable bind mount
         set_limits(spec)
         drop_privileges()

@@ -15,8 +15,9 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
 
+from harness.base.waiting import wait_futures
 from harness.sandbox.ray_session import RaySession
 from harness.sandbox.runner import WorkerSlot, bind_worker, kill_all, worker_slot
 
@@ -45,7 +46,7 @@ class EvalPool:
         futures = []
         try:
             futures += [self._executor.submit(self._call, fn, item) for item in items]
-            wait(futures, return_when=FIRST_EXCEPTION)
+            wait_futures(futures, return_when=FIRST_EXCEPTION)
             for f in futures:
                 if f.done() and f.exception() is not None:
                     raise f.exception()
@@ -54,8 +55,8 @@ class EvalPool:
             self._cancel.set()
             for f in futures:
                 f.cancel()
-            kill_all(self._cancel)
-            wait(futures)
+            kill_all(self._cancel)  # kill first, then wait for the threads to see it
+            wait_futures(futures)
             self._cancel.clear()
             raise
 

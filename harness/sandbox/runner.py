@@ -1,8 +1,11 @@
 """The one module through which untrusted (model-written) code runs.
 
 Each candidate runs in a fresh temporary working directory (deleted afterwards), in its own
-session, behind an `unshare --fork` parent and the driver in `sandbox_driver.py`. As root with
-util-linux `unshare` (see `isolation()`), it protects against:
+session, behind a wrapper (bubblewrap or `unshare --fork`, see isolation.py) and the driver
+in driver.py. With bubblewrap, or as root with util-linux `unshare`, it protects against:
+- reading the user's files: the candidate sees only isolation.view() (the interpreter, the
+  compilers, their libraries) and its working directory; home folders, the rest of /tmp,
+  the reports root and the project checkout do not exist for it;
 - runaway time: the parent polls every 20 ms and enforces the wall clock (no threads to kill);
   CPU time by RLIMIT_CPU per process and by a CPU sum over the tree;
 - escaping the kill: the candidate lives in a private PID namespace that dies with its first
@@ -12,20 +15,22 @@ util-linux `unshare` (see `isolation()`), it protects against:
   kernel, and a refused fork kills the run; without one, only 20 ms samples count the tree;
 - memory: RLIMIT_AS per process; output floods: unnamed temp files, RLIMIT_FSIZE at 4x
   `max_output_bytes` per file (status "bad_output"); we keep at most the cap;
-- the network: a private network namespace with only a down loopback (`network_isolated()`);
-- writing files: a private mount namespace, read-only except the working dir (HOME, TMPDIR)
-  and a private /dev/shm; all capabilities dropped, so root inside cannot remount;
+- the network: a private network namespace with only its own loopback (`network_isolated()`);
+- writing files: everything read-only except the working dir (HOME, TMPDIR) and a private
+  /dev/shm; all capabilities dropped, so root inside cannot remount;
 - secrets: variables named like KEY, TOKEN, SECRET, PASSWORD, PASSWD, CREDENTIAL are dropped;
   `call_python` results travel on their own fd behind a nonce, never via stdout.
 
-It does NOT protect against: reading files the harness user can read (~/.ssh, caches);
-secrets in other variables (a URL with a password); many files each under the size cap;
-kernel exploits, side channels, the GPU; a candidate that reads the driver's stack to forge a
-result (it gains nothing over returning that value). Without root, `unshare` or cgroups it
-degrades step by step (net namespace only; a plain `unshare --fork` parent; a bare child):
-the candidate may then write wherever the harness user can, reach the network, signal the
-user's processes, and outrun the sampling with a fork bomb. cpu_s and peak_memory_mb are
-approximate (20 ms psutil samples and the rusage of the reaped child).
+It does NOT protect against: secrets in other variables (a URL with a password); files
+inside Python's own prefix (a pyenv or conda folder in a home is shown, as the interpreter
+needs it); many files each under the size cap; kernel exploits, side channels, the GPU; a
+candidate that reads the driver's stack to forge a result (it gains nothing over returning
+that value). Without bubblewrap, root, `unshare` or cgroups it degrades step by step
+(read-only files that stay visible; net namespace only; a plain `unshare --fork` parent; a
+bare child): the candidate may then read and write wherever the harness user can, reach the
+network, signal the user's processes, and outrun the sampling with a fork bomb.
+`isolation().warning()` says so in one line. cpu_s and peak_memory_mb are approximate (20 ms
+psutil samples and the rusage of the reaped child).
 """
 
 from __future__ import annotations
@@ -48,13 +53,13 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import cache
 from pathlib import Path
 
 import psutil
 
 from harness.base.errors import first_line
 from harness.sandbox.driver import SETUP_FAILED
+from harness.sandbox.isolation import Isolation, isolation, read
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,6 @@ CXX_FLAGS = ("-O2", "-std=c++17")
 POLL_S = 0.02
 _WORKDIR_PREFIX = "harness-sbx-"  # tests patch it to find leftovers by a unique marker
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
-_DRIVER = Path(__file__).with_name("driver.py")
 _worker = threading.local()  # this thread's WorkerSlot, set by `bind_worker`
 
 
@@ -130,81 +134,8 @@ def worker_slot() -> WorkerSlot:
 _UNBOUND = WorkerSlot()
 
 
-# --- what the OS allows -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Isolation:
-    unshare: bool  # an `unshare --fork` parent stands between the harness and the candidate
-    net: bool  # private network namespace
-    fs: bool  # private mount + PID namespaces, read-only filesystem outside the workdir
-    cgroup: Path | None = None  # where per-run pids cgroups go (kernel-enforced max_procs)
-
-    def prefix(self, network: bool) -> list[str]:
-        if not self.unshare:
-            return []
-        # --kill-child: if unshare dies (it dies with the harness thread that started it,
-        # PR_SET_PDEATHSIG), the candidate gets SIGKILL, and with it its PID namespace.
-        args = ["unshare", "--fork", "--kill-child"]
-        if self.net and not network:
-            args.append("--net")
-        if self.fs:
-            args += ["--mount", "--pid", "--mount-proc"]
-        return [*args, "--"]
-
-
-@cache
-def isolation() -> Isolation:
-    """Probed once, on first use, by running the driver under each level, strongest first."""
-    cgroup = _pids_cgroup_parent()
-    if shutil.which("unshare") is None:
-        return Isolation(False, False, False, cgroup)
-    for net, fs in ((True, True), (True, False), (False, True), (False, False)):
-        with _workdir() as workdir:
-            iso = Isolation(True, net, fs, cgroup)
-            spec = _driver_spec("probe", workdir, Limits(), iso, net=net)
-            cmd = [*iso.prefix(network=False), sys.executable, "-I", str(_DRIVER), spec]
-            try:
-                probe = subprocess.run(cmd, cwd=workdir, capture_output=True, timeout=20)
-            except subprocess.TimeoutExpired:
-                continue
-            if probe.returncode == 0:
-                return iso
-    return Isolation(False, False, False, cgroup)
-
-
 def network_isolated() -> bool:
     return isolation().net
-
-
-def _pids_cgroup_parent() -> Path | None:
-    """A cgroup directory under which we can create children with a pids.max: a cgroup v1
-    pids hierarchy, or cgroup v2 whose root delegates `pids`. None when we may not."""
-    try:
-        mounts = [line.split()[1:4] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    except OSError:
-        return None
-    for mnt, fstype, opts in mounts:
-        v1 = fstype == "cgroup" and "pids" in opts.split(",")
-        v2 = fstype == "cgroup2" and "pids" in _read(Path(mnt, "cgroup.subtree_control"))
-        if not (v1 or v2):
-            continue
-        parent = Path(mnt, "harness-sandbox")
-        try:
-            parent.mkdir(exist_ok=True)
-            if v2:  # let the per-run children below it have a pids.max
-                Path(parent, "cgroup.subtree_control").write_text("+pids")
-            return parent
-        except OSError:
-            continue
-    return None
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
 
 
 # --- one child process --------------------------------------------------------------------
@@ -217,6 +148,10 @@ def _workdir():
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        try:  # the empty mount point of the driver's hidden-files root (isolation.py)
+            os.rmdir(path + ".root")
+        except OSError:
+            pass
 
 
 @contextmanager
@@ -248,7 +183,8 @@ def _child_env(workdir: str) -> dict[str, str]:
 
 
 def _driver_spec(mode: str, workdir: str, limits: Limits, iso: Isolation, **extra) -> str:
-    spec = dict(mode=mode, workdir=workdir, fs=iso.fs, cpu_s=math.ceil(limits.cpu_limit_s),
+    spec = dict(mode=mode, workdir=workdir, **iso.driver_spec(),
+                cpu_s=math.ceil(limits.cpu_limit_s),
                 as_bytes=limits.memory_mb * 2**20, fsize=limits.file_size_limit,
                 cpu=worker_slot().cpu, **extra)
     return json.dumps(spec)
@@ -287,11 +223,11 @@ class _Run:
 
     @property
     def n_wrappers(self) -> int:  # unshare and the driver are ours, not the candidate's
-        return 1 + int(self.iso.unshare)
+        return 1 + int(bool(self.iso.wrapper))
 
     def tree(self) -> list[psutil.Process]:
         if self.cgroup is not None:  # exact, cheap, and holds processes that left the tree
-            pids = [int(pid) for pid in _read(self.cgroup / "cgroup.procs").split()]
+            pids = [int(pid) for pid in read(self.cgroup / "cgroup.procs").split()]
             return [p for p in map(_process, pids) if p is not None]
         root = _process(self.proc.pid)
         try:
@@ -309,7 +245,7 @@ class _Run:
 
     def sample(self, limits: Limits) -> str:
         """Record the tree; return why it must be killed, or ""."""
-        if self.cgroup is not None and _read(self.cgroup / "pids.events").split()[-1:] != ["0"]:
+        if self.cgroup is not None and read(self.cgroup / "pids.events").split()[-1:] != ["0"]:
             return f"process limit of {limits.max_procs} reached (a fork was refused)"
         procs = self.tree()
         if len(procs) - self.n_wrappers > limits.max_procs:
@@ -331,7 +267,7 @@ class _Run:
     def kill(self, reason: str = "") -> None:
         self.kill_reason = self.kill_reason or reason
         wrappers = self.wrappers()
-        if self.iso.fs and len(wrappers) == self.n_wrappers:
+        if self.iso.pid_ns and len(wrappers) == self.n_wrappers:
             _ignore_missing(wrappers[-1].kill)  # namespace init: the kernel kills all at once
         # Then the candidate's processes, while the driver (a subreaper) still holds their
         # orphans in the tree; then our wrappers and the process group.
@@ -395,8 +331,8 @@ def _execute(mode: str, workdir: str, stdin: bytes, limits: Limits,
                              status_fd=status_f.fileno(), **spec)
     # -S (no site, ~30 ms) unless the driver itself imports the candidate, who may want numpy
     flags = ["-I"] if mode == "call" else ["-I", "-S"]
-    cmd = [*iso.prefix(limits.network), sys.executable, *flags, str(_DRIVER), spec_json]
-    with _pids_cgroup(iso.cgroup, limits.max_procs + 1 + int(iso.unshare)) as cgroup:
+    cmd = [*iso.prefix(limits.network, workdir), sys.executable, *flags, iso.driver, spec_json]
+    with _pids_cgroup(iso.cgroup, limits.max_procs + 1 + int(bool(iso.wrapper))) as cgroup:
         cgroup_fd = os.open(cgroup / "cgroup.procs", os.O_WRONLY) if cgroup else None
         try:
             started = time.monotonic()
@@ -514,7 +450,8 @@ def run_program(source: str, language: str = "python", stdin: str = "",
             binary, failure = _compile_cpp(source)
             if failure is not None:
                 return failure
-            cmd = [str(binary)]
+            shutil.copy2(binary, Path(workdir, "main"))  # the cache is outside the view
+            cmd = [str(Path(workdir, "main"))]
         return _classify(_execute("exec", workdir, stdin.encode(), limits, cmd=cmd), limits)
 
 
