@@ -1,10 +1,11 @@
 """Waiting on other threads' work so that Ctrl-C is handled at once.
 
 Python raises KeyboardInterrupt only in the main thread, and only once that thread runs
-again. When the kernel hands SIGINT to another thread (it may pick any thread of the process;
-we saw it on a loaded 2-core machine), a main thread blocked in an untimed wait never wakes:
-Ctrl-C then waits for the work itself, a minute or an hour. So the main thread waits in short
-slices here, and each slice's return lets a pending KeyboardInterrupt be raised.
+again. When SIGINT is handled by another thread (the kernel may hand a process-directed
+signal to any thread that does not block it), a main thread blocked in an untimed wait does
+not wake: Ctrl-C then waits for the work itself, a minute or an hour (tests/test_waiting.py
+shows both). So the main thread waits in short slices here, and the end of each slice lets
+a pending KeyboardInterrupt be raised.
 """
 
 from __future__ import annotations

@@ -35,14 +35,11 @@ psutil samples and the rusage of the reaped child).
 
 from __future__ import annotations
 
-import atexit
-import ctypes
 import hashlib
 import json
 import math
 import os
 import secrets
-import select
 import shutil
 import signal
 import subprocess
@@ -50,63 +47,22 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import psutil
 
 from harness.base.errors import first_line
 from harness.sandbox.driver import SETUP_FAILED
-from harness.sandbox.isolation import Isolation, isolation, read
+from harness.sandbox.isolation import Isolation, isolation
+from harness.sandbox.limits import DEFAULT_LIMITS, Limits, SandboxResult
+from harness.sandbox.tree import RUNS, RUNS_LOCK, Run, kill_all, monitor, pids_cgroup, preexec_for
 
-
-@dataclass(frozen=True)
-class Limits:
-    wall_s: float = 10.0
-    """Wall-clock limit, enforced by the parent."""
-    cpu_s: float | None = None
-    """CPU-time limit (RLIMIT_CPU per process and a sum over the tree); None: same as wall_s."""
-    memory_mb: int = 2048
-    """Address-space limit per process (RLIMIT_AS)."""
-    max_procs: int = 64
-    """Most processes the candidate may have at once (threads count too under a cgroup)."""
-    max_output_bytes: int = 1_000_000
-    """Cap on the captured stdout and on stderr each; any file past 4x the cap kills the run."""
-    network: bool = False
-    """False: run in a private network namespace when the OS allows it."""
-
-    @property
-    def cpu_limit_s(self) -> float:
-        return self.wall_s if self.cpu_s is None else self.cpu_s
-
-    @property
-    def file_size_limit(self) -> int:
-        return 4 * self.max_output_bytes
-
-
-@dataclass(frozen=True)
-class SandboxResult:
-    status: str  # "ok", "error", "timeout", "memory", "killed", "bad_output"
-    exit_code: int | None
-    wall_s: float
-    cpu_s: float
-    peak_memory_mb: float
-    stdout: str
-    stderr: str
-    truncated: bool
-    reason: str  # one line
-    value: object = None  # call_python: the JSON-decoded return value
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
+__all__ = ["LANGUAGES", "Limits", "SandboxResult", "WorkerSlot", "bind_worker", "call_python",
+           "isolation", "kill_all", "network_isolated", "run_program", "worker_slot"]
 
 
 LANGUAGES = ("python", "cpp")
 CXX_FLAGS = ("-O2", "-std=c++17")
-POLL_S = 0.02
 _WORKDIR_PREFIX = "harness-sbx-"  # tests patch it to find leftovers by a unique marker
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 _worker = threading.local()  # this thread's WorkerSlot, set by `bind_worker`
@@ -154,32 +110,17 @@ def _workdir():
             pass
 
 
-@contextmanager
-def _pids_cgroup(parent: Path | None, max_pids: int):
-    """A fresh cgroup with pids.max, removed afterwards; None where cgroups are unavailable."""
-    path = None
-    try:
-        if parent is not None:
-            path = Path(tempfile.mkdtemp(dir=parent))
-            Path(path, "pids.max").write_text(str(max_pids))
-    except OSError:
-        pass
-    try:
-        yield path
-    finally:
-        for _ in range(100 if path else 0):  # the last exiting tasks can hold it a moment
-            try:
-                path.rmdir()
-                break
-            except OSError:
-                time.sleep(0.01)
-
-
 def _child_env(workdir: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not any(w in k.upper() for w in _SECRET_WORDS)}
     env.setdefault("PATH", os.defpath)
     threads = dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1")
-    return env | threads | {"HOME": workdir, "TMPDIR": workdir, "PYTHONDONTWRITEBYTECODE": "1"}
+    # caches go to the working folder too: the harness's own torch sets TORCHINDUCTOR_CACHE_DIR
+    # in its environment once inductor is touched, a path the candidate cannot see
+    caches = {name: os.path.join(workdir, sub) for name, sub in (
+        ("XDG_CACHE_HOME", ".cache"), ("TORCHINDUCTOR_CACHE_DIR", ".cache/torchinductor"),
+        ("TRITON_CACHE_DIR", ".cache/triton"))}
+    return env | threads | caches | {"HOME": workdir, "TMPDIR": workdir,
+                                     "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _driver_spec(mode: str, workdir: str, limits: Limits, iso: Isolation, **extra) -> str:
@@ -188,131 +129,6 @@ def _driver_spec(mode: str, workdir: str, limits: Limits, iso: Isolation, **extr
                 as_bytes=limits.memory_mb * 2**20, fsize=limits.file_size_limit,
                 cpu=worker_slot().cpu, **extra)
     return json.dumps(spec)
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _preexec(cgroup_fd: int | None) -> Callable[[], None]:
-    """Runs between fork and exec in a threaded parent: two syscalls, nothing that locks."""
-
-    def preexec() -> None:
-        _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the harness
-        if cgroup_fd is not None:
-            try:
-                os.write(cgroup_fd, b"0")  # "0": move this process into the cgroup
-            except OSError:
-                pass  # then only psutil sampling counts the processes
-
-    return preexec
-
-
-@dataclass(eq=False)  # hashed by identity, kept in _RUNS
-class _Run:
-    """A live child: everything needed to sample it and to kill its whole tree from any thread."""
-
-    proc: subprocess.Popen
-    iso: Isolation
-    cgroup: Path | None
-    cancel: threading.Event | None
-    seen: dict[psutil.Process, float] = field(default_factory=dict)  # process -> CPU seconds
-    peak_rss: int = 0
-    kill_reason: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    reaped: bool = False
-
-    @property
-    def n_wrappers(self) -> int:  # unshare and the driver are ours, not the candidate's
-        return 1 + int(bool(self.iso.wrapper))
-
-    def tree(self) -> list[psutil.Process]:
-        if self.cgroup is not None:  # exact, cheap, and holds processes that left the tree
-            pids = [int(pid) for pid in read(self.cgroup / "cgroup.procs").split()]
-            return [p for p in map(_process, pids) if p is not None]
-        root = _process(self.proc.pid)
-        try:
-            return [root, *root.children(recursive=True)] if root else []
-        except psutil.Error:
-            return [root]
-
-    def wrappers(self) -> list[psutil.Process]:
-        """[unshare, driver] or [driver]: the driver is process 1 of the PID namespace."""
-        root = _process(self.proc.pid)
-        try:
-            return [root, *root.children()][: self.n_wrappers] if root else []
-        except psutil.Error:
-            return [root]
-
-    def sample(self, limits: Limits) -> str:
-        """Record the tree; return why it must be killed, or ""."""
-        if self.cgroup is not None and read(self.cgroup / "pids.events").split()[-1:] != ["0"]:
-            return f"process limit of {limits.max_procs} reached (a fork was refused)"
-        procs = self.tree()
-        if len(procs) - self.n_wrappers > limits.max_procs:
-            return f"process limit exceeded ({len(procs) - self.n_wrappers} > {limits.max_procs})"
-        rss = 0
-        for p in procs:
-            try:
-                with p.oneshot():
-                    t = p.cpu_times()
-                    rss += p.memory_info().rss
-                self.seen[p] = t.user + t.system
-            except psutil.Error:
-                self.seen.setdefault(p, 0.0)
-        self.peak_rss = max(self.peak_rss, rss)
-        if sum(self.seen.values()) > limits.cpu_limit_s:
-            return f"timeout: CPU limit of {limits.cpu_limit_s:g} s exceeded"
-        return ""
-
-    def kill(self, reason: str = "") -> None:
-        self.kill_reason = self.kill_reason or reason
-        wrappers = self.wrappers()
-        if self.iso.pid_ns and len(wrappers) == self.n_wrappers:
-            _ignore_missing(wrappers[-1].kill)  # namespace init: the kernel kills all at once
-        # Then the candidate's processes, while the driver (a subreaper) still holds their
-        # orphans in the tree; then our wrappers and the process group.
-        ours = {w.pid for w in wrappers}
-        for _ in range(5):  # forks can race a round
-            targets = [p for p in self.tree() if p.pid not in ours]
-            for p in [*targets, *self.seen]:
-                if p.pid not in ours:
-                    _ignore_missing(p.kill)  # psutil refuses if the pid was reused
-            if not targets:
-                break
-        with self.lock:  # once reaped, the pgid number may belong to someone else
-            if not self.reaped:
-                _ignore_missing(os.killpg, self.proc.pid, signal.SIGKILL)
-        for p in [*wrappers, *self.tree(), *self.seen]:
-            _ignore_missing(p.kill)
-
-
-def _process(pid: int) -> psutil.Process | None:
-    try:
-        return psutil.Process(pid)
-    except psutil.Error:
-        return None
-
-
-def _ignore_missing(fn: Callable, *args) -> None:
-    try:
-        fn(*args)
-    except (ProcessLookupError, PermissionError, psutil.Error):
-        pass
-
-
-_RUNS: set[_Run] = set()
-_RUNS_LOCK = threading.Lock()
-
-
-def kill_all(cancel: threading.Event | None = None) -> None:
-    """Kill every live sandbox tree (only those started under `cancel`, when given)."""
-    with _RUNS_LOCK:
-        runs = [r for r in _RUNS if cancel is None or r.cancel is cancel]
-    for run in runs:
-        run.kill("killed by kill_all")
-
-
-atexit.register(kill_all)
 
 
 def _execute(mode: str, workdir: str, stdin: bytes, limits: Limits,
@@ -332,25 +148,25 @@ def _execute(mode: str, workdir: str, stdin: bytes, limits: Limits,
     # -S (no site, ~30 ms) unless the driver itself imports the candidate, who may want numpy
     flags = ["-I"] if mode == "call" else ["-I", "-S"]
     cmd = [*iso.prefix(limits.network, workdir), sys.executable, *flags, iso.driver, spec_json]
-    with _pids_cgroup(iso.cgroup, limits.max_procs + 1 + int(bool(iso.wrapper))) as cgroup:
+    with pids_cgroup(iso.cgroup, limits.max_procs + 1 + int(bool(iso.wrapper))) as cgroup:
         cgroup_fd = os.open(cgroup / "cgroup.procs", os.O_WRONLY) if cgroup else None
         try:
             started = time.monotonic()
             proc = subprocess.Popen(cmd, stdin=stdin_f, stdout=out_f, stderr=err_f, cwd=workdir,
                                     env=_child_env(workdir), start_new_session=True,
                                     pass_fds=(*pass_fds, status_f.fileno()),
-                                    preexec_fn=_preexec(cgroup_fd))
+                                    preexec_fn=preexec_for(cgroup_fd))
         finally:
             if cgroup_fd is not None:
                 os.close(cgroup_fd)
-        run = _Run(proc, iso, cgroup, cancel)
-        with _RUNS_LOCK:
-            _RUNS.add(run)
+        run = Run(proc, iso, cgroup, cancel)
+        with RUNS_LOCK:
+            RUNS.add(run)
         try:
-            status, rusage = _monitor(run, limits, started)
+            status, rusage = monitor(run, limits, started)
         finally:
-            with _RUNS_LOCK:
-                _RUNS.discard(run)
+            with RUNS_LOCK:
+                RUNS.discard(run)
     wall_s = time.monotonic() - started
     with stdin_f, out_f, err_f, status_f:
         status_f.seek(0)
@@ -364,35 +180,6 @@ def _execute(mode: str, workdir: str, stdin: bytes, limits: Limits,
                          max(rusage.ru_utime + rusage.ru_stime, sum(run.seen.values())),
                          max(run.peak_rss / 2**20, rusage.ru_maxrss / 1024), stdout, stderr,
                          max(out_size, err_size) > limits.max_output_bytes, reason)
-
-
-def _monitor(run: _Run, limits: Limits, started: float) -> tuple[int, object]:
-    """Sample the tree until the child exits; kill on any limit; kill leftovers; reap."""
-    pid = run.proc.pid
-    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
-    try:
-        while not os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-            reason = ""
-            if time.monotonic() - started > limits.wall_s:
-                reason = f"timeout after {limits.wall_s:g} s wall"
-            elif run.cancel is not None and run.cancel.is_set():
-                reason = "cancelled"
-            reason = reason or run.sample(limits)
-            if reason:
-                run.kill(reason)
-            if pidfd is None:
-                time.sleep(POLL_S)
-            else:  # wakes as soon as the child exits, so fast candidates return fast
-                select.select([pidfd], [], [], POLL_S)
-        run.kill()  # the child is a zombie: its group may still hold daemons it left behind
-        with run.lock:
-            _, status, rusage = os.wait4(pid, 0)
-            run.reaped = True
-        run.proc.returncode = os.waitstatus_to_exitcode(status)
-        return status, rusage
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
 
 
 def _read_capped(f, limits: Limits) -> tuple[str, int]:
@@ -438,7 +225,7 @@ def _oom_line(stderr: str) -> str:
 
 
 def run_program(source: str, language: str = "python", stdin: str = "",
-                limits: Limits = Limits()) -> SandboxResult:
+                limits: Limits = DEFAULT_LIMITS) -> SandboxResult:
     """Run a whole program, feeding `stdin`; C++ is compiled once per source (cached)."""
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}; expected one of {LANGUAGES}")
@@ -479,7 +266,7 @@ def _compile_cpp(source: str) -> tuple[Path | None, SandboxResult | None]:
     return binary, None
 
 
-def call_python(source: str, entry: str, kwargs: dict, limits: Limits = Limits(),
+def call_python(source: str, entry: str, kwargs: dict, limits: Limits = DEFAULT_LIMITS,
                 module_globals: dict | None = None) -> SandboxResult:
     """Import `source` in the sandbox, call `entry(**kwargs)`, return its JSON value.
 
