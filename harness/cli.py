@@ -34,9 +34,26 @@ def reports_root() -> Path:
     return Path(os.environ.get("HARNESS_REPORTS_DIR", "research_reports"))
 
 
+def folder_arg(ref: str, sweeps: bool = False) -> Path:
+    """The folder a command names (folders.resolve_folder); a one-line error otherwise."""
+    from harness.lab.folders import resolve_folder
+
+    try:
+        return resolve_folder(ref, reports_root(), sweeps=sweeps)
+    except UserError as err:
+        raise fail(err) from None
+
+
+FOLDER_HELP = ("FOLDER: a path, a folder name under the reports root (as `harness reports` "
+               "prints it), a unique prefix of one, or `last` (the newest that ran).")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """harness: a language model that learns while it searches (TTT-Discover)."""
+    """harness: a language model that learns while it searches (TTT-Discover).
+
+    Experiments go to the reports root: ./research_reports of the current directory, unless
+    HARNESS_REPORTS_DIR is set."""
 
 
 @main.command()
@@ -214,7 +231,8 @@ def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> Non
     REQUEST: 'tune <knob> on <env>', 'ablate <component> on <env>',
     'compare <arm> vs <arm> on <env>', 'run <env>', or 'like <experiment | prefix | last>
     but with <change>' (e.g. 'group size 16', '3 seeds', 'lr 1e-4')."""
-    from harness.lab.experiment import JobsFailed, create_experiment, plan_cost, run_experiment
+    from harness.lab.estimate import plan_table
+    from harness.lab.experiment import JobsFailed, create_experiment, run_experiment
 
     folder = None
     try:
@@ -222,7 +240,7 @@ def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> Non
         folder = create_experiment(request, root=reports_root(), budget=budget, model=model,
                                    seeds=seeds)
         if dry_run:  # stdout stays the folder alone, for scripts
-            click.echo(plan_cost(folder), err=True)
+            click.echo(plan_table(folder), err=True)
         else:
             run_experiment(folder, progress=not quiet, executor=spec)
     except UserError as err:
@@ -240,26 +258,45 @@ def experiment(request, budget, model, seeds, dry_run, quiet, **executor) -> Non
 
 @main.command()
 def reports() -> None:
-    """List experiments, newest first: status and best result vs the baseline."""
+    """List experiments, newest first (a sweep's under it): status and best result vs the
+    baseline. Each name works wherever a command takes a FOLDER."""
     from harness.lab.report import list_experiments
 
     found = list_experiments(reports_root())
     if not found:
-        click.echo(f"no experiments under {reports_root()}")
+        click.echo(f"no experiments under {reports_root()} (the reports root: "
+                   "./research_reports, or HARNESS_REPORTS_DIR)")
+    sweep = None
     for e in found:
-        click.echo(f"{e['name']}  {e['status']}  {e['best']}")
+        if e["sweep"] and e["sweep"] != sweep:
+            click.echo(f"{e['sweep']}/  (sweep)")
+        sweep = e["sweep"]
+        click.echo(f"{'  ' if sweep else ''}{e['name']}  {e['status']}  {e['best']}")
 
 
-@main.command()
-@click.argument("folder", type=click.Path(path_type=Path))
+@main.command(epilog=FOLDER_HELP)
+@click.argument("folder")
 def report(folder) -> None:
     """Re-render summary.csv, figures and report.md of an experiment FOLDER from its files."""
     from harness.lab.report import write_report
 
     try:
-        click.echo(str(write_report(folder)))
+        click.echo(str(write_report(folder_arg(folder))))
     except UserError as err:
         raise fail(err) from None
+
+
+@main.command(epilog=FOLDER_HELP)
+@click.argument("folder")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(folder, as_json) -> None:
+    """One line on where the experiment FOLDER stands (planned, running, finished, stopped),
+    read from its files at once: for polling a run in the background."""
+    from harness.lab.status import status as status_of
+    from harness.lab.status import status_line
+
+    path = folder_arg(folder)
+    click.echo(json.dumps(status_of(path)) if as_json else status_line(path))
 
 
 @main.command()
@@ -331,8 +368,8 @@ def sweep(requests, tracks, parallel_tracks, experiments, hours, reviewer, budge
     click.echo(str(folder))
 
 
-@main.command()
-@click.argument("folder", type=click.Path(path_type=Path))
+@main.command(epilog=FOLDER_HELP)
+@click.argument("folder")
 @click.argument("text")
 def comment(folder, text) -> None:
     """Append a dated comment TEXT to FOLDER/comments.md (shown atop the re-rendered report,
@@ -340,7 +377,7 @@ def comment(folder, text) -> None:
     from harness.lab.memory import add_comment
 
     try:
-        click.echo(str(add_comment(folder, text)))
+        click.echo(str(add_comment(folder_arg(folder), text)))
     except UserError as err:
         raise fail(err) from None
 
@@ -366,8 +403,8 @@ def reindex() -> None:
         click.echo(str(path))
 
 
-@main.command()
-@click.argument("folder", type=click.Path(path_type=Path))
+@main.command(epilog=FOLDER_HELP + " A sweep's folder or name reviews its latest experiment.")
+@click.argument("folder")
 @click.option("--reviewer", type=click.Choice(["auto", "claude", "offline"]), default="auto",
               show_default=True, help="Who reviews, when the folder has no review yet.")
 @click.option("--again", is_flag=True, help="Review again even if review.json exists.")
@@ -377,7 +414,8 @@ def review(folder, reviewer, again) -> None:
     from harness.lab.sweep import review_folder
 
     try:
-        click.echo(review_folder(folder, reviewer=reviewer, again=again).read_text())
+        click.echo(review_folder(folder_arg(folder, sweeps=True), reviewer=reviewer,
+                                 again=again).read_text())
     except UserError as err:
         raise fail(err) from None
 

@@ -102,8 +102,8 @@ def test_dry_run_of_the_paper_budget_prints_the_released_configuration(monkeypat
     result = run("experiment", "run erdos", "--budget", "paper", "--dry-run")
     assert result.exit_code == 0, result.output
     cost = result.stderr
-    for text in ("64 groups x 8 = 512 rollouts per step", "25,600 per seed over 50 steps",
-                 "tokens per step <= 16,457,728 (a bound", "steps 50,", "lr 4e-05,",
+    for text in ("seeds [0, 1, 2], 50 steps per run", "64 x 8 = 512", "76,800",
+                 "1,996,800,000", "steps 50,", "lr 4e-05,",
                  "LoRA rank 32,", "Adam (0.9, 0.95, 1e-08),", "clipping none,", "kl_coef 0,",
                  "temperature 1,", "max_new_tokens 26000,", "eval_timeout_s 1000,",
                  "atcoder_cases 150,", "reasoning auto"):

@@ -20,6 +20,8 @@ FAST_SAMPLER = ("auto", "on", "off", "shared")
 EVAL_EXECUTORS = ("local", "ray")
 REASONING = ("auto", "on", "off")
 
+EMBEDDED_MODELS = ("smollm2", "tiny")  # shipped or built here: small, offline
+
 
 class ConfigError(UserError):
     """A bad configuration value or key; the message is one line meant for the user."""

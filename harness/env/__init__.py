@@ -17,10 +17,11 @@ from harness.env.contract import (
     format_numbers,
     format_score,
     parse_number_list,
+    resolve_action,
     shorten_middle,
 )
 from harness.env.registry import ENVS, env_class, env_kwargs, make_env
 
 __all__ = ["ENVS", "Env", "EnvError", "EvalResult", "downsample", "empty_start", "env_class",
            "env_kwargs", "extract_code", "format_numbers", "format_score", "make_env",
-           "parse_number_list", "shorten_middle"]
+           "parse_number_list", "resolve_action", "shorten_middle"]

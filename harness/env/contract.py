@@ -24,6 +24,7 @@ from pathlib import Path
 
 import jinja2
 
+from harness.base.config import EMBEDDED_MODELS, Config
 from harness.base.errors import UserError, message
 from harness.base.resources import TEMPLATES, jinja_env
 from harness.base.scores import better, default_reward, format_score
@@ -372,3 +373,15 @@ class Env:
             lines.append(f"The current program's output (last {STDOUT_TAIL} characters):\n"
                          f"```\n{stdout[-STDOUT_TAIL:].strip()}\n```")
         return "\n".join(lines)
+
+
+def resolve_action(cfg: Config, env: Env) -> str:
+    """`auto` -> construction for the small embedded models (they rarely write working code,
+    issue 13), program for any other model; falls back to what the env supports."""
+    action = cfg.action
+    if action == "auto":
+        action = "construction" if cfg.model in EMBEDDED_MODELS else "program"
+        if action not in env.actions:
+            action = env.actions[0]
+    env.check_action(action)
+    return action

