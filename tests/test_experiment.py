@@ -225,6 +225,10 @@ def test_install_commands_copies_the_claude_code_commands(tmp_path):
                                                         "sweep.md"]
     text = (target / "experiment.md").read_text()
     assert "$ARGUMENTS" in text and "harness experiment" in text and "report.md" in text
+    skills = tmp_path / ".claude" / "skills"  # the same workflows as skills
+    assert sorted(p.name for p in skills.iterdir()) == ["experiment", "review", "sweep"]
+    skill = (skills / "experiment" / "SKILL.md").read_text()
+    assert skill.startswith("---\nname: experiment\ndescription: ") and text[4:] in skill
 
 
 def test_shipped_folders_are_found_where_the_package_is_installed(tmp_path, monkeypatch):
@@ -242,7 +246,7 @@ def test_shipped_folders_are_found_where_the_package_is_installed(tmp_path, monk
     monkeypatch.setattr(resources, "__file__", str(fake))
     assert resources.resource_dir("commands") == site / "commands"
     assert (resources.resource_dir("experiments") / "experiment.py.j2").exists()
-    assert len(resources.install_commands(tmp_path / "proj")) == 3
+    assert len(resources.install_commands(tmp_path / "proj")) == 6  # commands and skills
 
 
 def test_the_listed_status_comes_from_the_data_not_an_old_report(smoke, tmp_path):

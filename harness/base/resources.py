@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import shutil
 from pathlib import Path
 
 import jinja2
@@ -49,13 +48,25 @@ def resource_dir(name: str) -> Path:
 
 
 def install_commands(dest: Path) -> list[Path]:
-    """Copy commands/*.md into `dest`/.claude/commands/; returns the written files."""
-    target = Path(dest) / ".claude" / "commands"
-    target.mkdir(parents=True, exist_ok=True)
+    """Install the Claude Code workflows into `dest`/.claude, both ways current Claude Code
+    loads them: commands/<name>.md as a legacy command and skills/<name>/SKILL.md as a skill
+    (the same text, with `name:` added to its front matter). Returns the written files."""
     written = []
     for src in sorted(resource_dir("commands").glob("*.md")):
-        shutil.copyfile(src, target / src.name)
-        written.append(target / src.name)
+        text = src.read_text()
+        command = Path(dest) / ".claude" / "commands" / src.name
+        skill = Path(dest) / ".claude" / "skills" / src.stem / "SKILL.md"
+        for path, body in ((command, text), (skill, skill_text(src.stem, text))):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(body)
+            written.append(path)
     if not written:
         raise UserError("no command files found in the harness installation")
     return written
+
+
+def skill_text(name: str, command: str) -> str:
+    """A command file as a skill: its front matter gains `name: <name>` first."""
+    if not command.startswith("---\n"):
+        return f"---\nname: {name}\n---\n{command}"
+    return f"---\nname: {name}\n{command[4:]}"

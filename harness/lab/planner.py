@@ -174,7 +174,8 @@ def _plan_new(request: str, budget: str | None, model: str, seeds: int | None, d
         offline = offline_plan(request, budget, model, seeds, device,
                                planner=f"offline (claude fallback: {reason})")
     except PlanError as err:
-        raise PlanError(f"{err} (Claude was tried first and failed: {reason})") from None
+        raise PlanError(f"Claude was tried first and failed ({reason[:120]}); then {err}") \
+            from None
     return _with_ledger(offline, root)
 
 
@@ -231,7 +232,7 @@ def _plan_like(request: str, like: Like, root: Path, budget: str | None, model: 
         except (PlanError, anthropic.APIError) as err:
             name = f"offline (claude fallback: {one_line(err)})"
             fallback_notice(one_line(err))
-            problem += f" (Claude was tried first and failed: {one_line(err)})"
+            problem = f"Claude was tried first and failed ({one_line(err)[:120]}); then {problem}"
     if offline is None:
         raise PlanError(problem)
     return _with_difference({**offline, **fixed, "planner": name,

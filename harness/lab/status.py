@@ -1,16 +1,20 @@
-"""Where an experiment stands, read cheaply from its folder (`harness status`).
+"""Where an experiment or a sweep stands, read cheaply from its folder (`harness status`),
+and starting one in the background (`--background`).
 
 A running experiment holds `run.json` (its process id and start time) from its first job to
-its end; each job writes its steps into its own shard as it goes (records.shard_dir). So a
-poll reads a few small files and never imports torch: it answers at once, and a Claude Code
-command can call it every minute while the experiment runs in the background.
+its end; each job writes its steps into its own shard as it goes (records.shard_dir). A
+sweep's state (sweep.json) names the process of its running experiment. So a poll reads a
+few small files and never imports torch: it answers at once, and a Claude Code command can
+call it every minute while the job runs in the background, its output in `run.log`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +22,7 @@ import psutil
 
 from harness.base import records
 from harness.lab.folders import PLAN_FILE, experiment_folder, ran
+from harness.lab.sweep_state import STATE_FILE, load_state
 
 RUN_FILE = "run.json"  # {"pid", "started"} while an experiment's process runs it
 LOG_FILE = "run.log"   # where the Claude Code commands send a background run's output
@@ -64,8 +69,39 @@ def status(folder: Path) -> dict:
             "log": _last_line(folder / LOG_FILE)}
 
 
+def start_in_background(cmd: list[str], folder: Path) -> int:
+    """Run `cmd` detached from this terminal (its own session, no stdin), its stdout and
+    stderr in `folder`/run.log, and record it in run.json; returns its pid."""
+    with (Path(folder) / LOG_FILE).open("ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    (Path(folder) / RUN_FILE).write_text(json.dumps({"pid": proc.pid,
+                                                     "started": time.time()}) + "\n")
+    return proc.pid
+
+
+def sweep_status(root: Path) -> dict:
+    """{"state", "experiments": {status: count}, "max_experiments", "stop_reason", "log"}."""
+    sweep = load_state(root)
+    alive = _alive(Path(root) / RUN_FILE) or any(
+        e.status == "running" and e.pid and _pid_alive(e.pid) for e in sweep.experiments)
+    state = "running" if alive else "finished" if sweep.status == "finished" else "stopped"
+    return {"state": state, "experiments": dict(Counter(e.status for e in sweep.experiments)),
+            "max_experiments": sweep.max_experiments, "stop_reason": sweep.stop_reason,
+            "digest": str(Path(root) / "SWEEP.md"), "log": _last_line(Path(root) / LOG_FILE)}
+
+
 def status_line(folder: Path) -> str:
-    """One line: `<name>: running, 10/48 steps, 1/6 runs finished; report: ...`."""
+    """One line: `<name>: running, 10/48 steps, 1/6 runs finished; report: ...` (a sweep:
+    its experiments by status and its digest)."""
+    if (Path(folder) / STATE_FILE).is_file():
+        s = sweep_status(folder)
+        counts = ", ".join(f"{n} {k}" for k, n in s["experiments"].items()) or "none yet"
+        line = (f"{Path(folder).name}: sweep {s['state']}, experiments: {counts} (at most "
+                f"{s['max_experiments']}){'; ' + s['stop_reason'] if s['stop_reason'] else ''}"
+                f"; digest: {s['digest']}")
+        return line + (f"; log: {s['log']}" if s["log"] else "")
     s = status(folder)
     line = (f"{Path(folder).name}: {s['state']}, {s['steps_done']}/{s['steps_total']} steps, "
             f"{s['runs_done']}/{s['runs']} runs finished; report: {s['report'] or 'not yet'}")
@@ -77,6 +113,10 @@ def _alive(run_file: Path) -> bool:
         pid = int(json.loads(run_file.read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    return _pid_alive(pid)
+
+
+def _pid_alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
