@@ -31,6 +31,10 @@ TIMING = ["time/select_s", "time/sample_s", "time/eval_s", "time/train_s", "time
           "rollouts_per_s"]
 
 
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
 def private_net_reason() -> str:
     """Why Ray tests cannot run in a loopback-only namespace here ('' when they can)."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
@@ -190,29 +194,30 @@ def test_submitit_local_gives_the_same_folder_as_local(tmp_path, monkeypatch, on
 
 # --- Ray, for real, on loopback only ---
 @needs_private_net
-def test_ray_executor_gives_the_same_folder_as_local(tmp_path):
+def test_ray_executor_gives_the_same_folder_as_local(tmp_path, monkeypatch, one_torch_thread):
     reports = {kind: tmp_path / kind for kind in ("local", "ray")}
-    for kind, root in reports.items():
-        proc = in_private_net(["harness", "experiment", REQUEST, "--model", "tiny", "--budget",
-                               "smoke", "--quiet", "--executor", kind], root,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
+    proc = in_private_net(["harness", "experiment", REQUEST, "--model", "tiny", "--budget",
+                           "smoke", "--quiet", "--executor", "ray"], reports["ray"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    monkeypatch.setenv("HARNESS_REPORTS_DIR", str(reports["local"]))  # meanwhile, here
+    assert run("experiment", REQUEST, "--model", "tiny", "--budget", "smoke",
+               "--quiet").exit_code == 0
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
     local, ray = (next(p for p in root.iterdir() if p.is_dir()) for root in reports.values())
     assert_same_results(local, ray)
 
 
 @needs_private_net
-def test_eval_executor_ray_scores_like_the_local_pool(tmp_path):
-    outs = {}
-    for kind in ("local", "ray"):
-        outs[kind] = tmp_path / kind
-        proc = in_private_net(["harness", "discover", "--env", "toy", "--model", "tiny",
-                               "--budget", "smoke", "--quiet", "--out", str(outs[kind]),
-                               "--set", f"eval_executor={kind}"], tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
+def test_eval_executor_ray_scores_like_the_local_pool(tmp_path, one_torch_thread):
+    outs = {kind: tmp_path / kind for kind in ("local", "ray")}
+    args = ["discover", "--env", "toy", "--model", "tiny", "--budget", "smoke", "--quiet"]
+    proc = in_private_net(["harness", *args, "--out", str(outs["ray"]), "--set",
+                           "eval_executor=ray"], tmp_path, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    assert run(*args, "--out", str(outs["local"])).exit_code == 0  # meanwhile, here
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
     x, y = (pd.read_csv(outs[k] / "data" / "rollouts.csv") for k in ("local", "ray"))
     pd.testing.assert_frame_equal(x, y)
 

@@ -130,12 +130,12 @@ def resolve_reference(ref: str, root: Path) -> Path:
 def resolve_folder(ref: str | Path, root: Path, sweeps: bool = False) -> Path:
     """The folder a command was given: a path to an experiment folder (or, with `sweeps`, to
     a sweep's), else a reference under the reports root (`resolve_reference`)."""
-    path = Path(ref)
-    if path.is_dir():
-        if is_experiment_folder(path) or (sweeps and (path / "sweep.json").is_file()):
-            return path
-        if path.is_absolute() or str(ref).startswith("."):
-            raise FolderError(f"{path} is not an experiment folder (no {PLAN_FILE})")
+    path = Path(ref).expanduser()
+    if path.is_dir() and (is_experiment_folder(path) or
+                          (sweeps and (path / "sweep.json").is_file())):
+        return path
+    if path.is_absolute() or str(ref).startswith((".", "~")):  # a path, not a name
+        raise FolderError(f"{path} is not an experiment folder (no {PLAN_FILE})")
     if sweeps and (Path(root) / str(ref) / "sweep.json").is_file():
         return Path(root) / str(ref)
     return resolve_reference(str(ref), Path(root))
