@@ -73,7 +73,7 @@ def parse_args(argv):
     ap.add_argument("--results", type=Path, default=None, help="write the tables as Markdown")
     args = ap.parse_args(argv)
     if args.quick:
-        args.steps, args.groups, args.group_size, args.max_new_tokens = 2, 1, 4, 96
+        args.steps, args.groups, args.group_size, args.max_new_tokens = 2, 1, 4, 48
     args.arm_list = [a.strip() for a in args.arms.split(",")]
     unknown = sorted(set(args.arm_list) - set(ARMS))
     if unknown:

@@ -22,27 +22,9 @@ from harness.loop.sampling import sample
 from harness.loop.train import make_optimizer, policy_gradient_step
 
 
-def smollm2_shape(device: str) -> Policy:
-    """SmolLM2-135M's architecture with random weights and the real tokenizer."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from harness.loop.model import smollm2_tokenizer_folder
-
-    tok = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder())
-    tok.padding_side = "left"
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=576, intermediate_size=1536,
-                      num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
-                      max_position_embeddings=8192, tie_word_embeddings=True,
-                      rope_theta=100000.0, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = LlamaForCausalLM(cfg).to(device=device, dtype=dtype)
-    return Policy(model, tok, "smollm2-shape", torch.device(device))
-
-
 def benchmark_policy(model: str, device: str) -> Policy:
     """`smollm2-shape` (random weights, GPU-sized) or any `--model` name, with LoRA rank 32."""
-    policy = smollm2_shape(device) if model == "smollm2-shape" else load_policy(model, device)
+    policy = load_policy(model, device)
     add_lora(policy, rank=32)
     return policy
 

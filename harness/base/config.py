@@ -20,7 +20,7 @@ FAST_SAMPLER = ("auto", "on", "off", "shared")
 EVAL_EXECUTORS = ("local", "ray")
 REASONING = ("auto", "on", "off")
 
-EMBEDDED_MODELS = ("smollm2", "tiny")  # shipped or built here: small, offline
+EMBEDDED_MODELS = ("smollm2", "tiny", "smollm2-shape")  # shipped or built here, offline
 
 
 class ConfigError(UserError):

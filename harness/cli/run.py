@@ -141,3 +141,27 @@ def new_env(name, folder) -> None:
 
 
 # --- experiments ---
+
+
+@main.command()
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Where to measure (default: cuda when there is one).")
+@click.option("--quick", is_flag=True, help="Smaller measurements (within 60 s on 2 cores).")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), default=None,
+              help="Also write every row and figure to this JSON file.")
+def doctor(device, quick, json_file) -> None:
+    """Check and measure this machine: versions, CUDA, compilers, the sandbox's isolation,
+    the embedded model, sampling and training speed, the sandbox's round trip and every
+    env's verifier; on CUDA the fast sampler, training memory and bf16 agreement. Ends with
+    one line per problem found and what to do about it."""
+    import torch
+
+    from harness.lab.doctor import as_json, run_checks, table
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise fail(UserError("--device cuda: this machine has no CUDA device"))
+    rows = run_checks(device, quick, say=lambda line: click.echo(f"... {line}", err=True))
+    click.echo(table(rows))
+    if json_file is not None:
+        json_file.write_text(json.dumps(as_json(rows, device, quick), indent=2) + "\n")

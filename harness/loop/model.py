@@ -62,7 +62,13 @@ def default_device() -> str:
 
 
 def gguf_path() -> Path:
-    """Where the embedded model's GGUF file lies, without importing its package."""
+    """Where the embedded model's GGUF file lies, without importing its package
+    ($HARNESS_SMOLLM2_GGUF names the file itself, e.g. one copied to a machine without the
+    wheel)."""
+    if given := os.environ.get("HARNESS_SMOLLM2_GGUF"):
+        if not Path(given).is_file():
+            raise ModelError(f"HARNESS_SMOLLM2_GGUF={given} is not a file")
+        return Path(given)
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
@@ -172,6 +178,29 @@ def _build_tiny(out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def smollm2_shape_folder() -> Path:
+    """SmolLM2-135M's architecture with random weights (seeded) and its real tokenizer: the
+    embedded model's cost on a machine that lacks its file (`--model smollm2-shape`)."""
+    _offline()
+    return cached_folder("smollm2-shape", _build_smollm2_shape)
+
+
+def _build_smollm2_shape(out: Path) -> None:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=576, intermediate_size=1536,
+        num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+        max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=100000.0,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
 def smollm2_tokenizer_folder() -> Path:
     """The tokenizer alone, converted from the GGUF metadata (no weights dequantised)."""
     _offline()
@@ -192,8 +221,8 @@ def check_model_name(name: str) -> None:
     """Refuse a name that is neither embedded, a local folder nor a hub id (loads nothing)."""
     if name not in EMBEDDED_MODELS and "/" not in name and not Path(name).expanduser().is_dir():
         raise ModelError(
-            f"unknown model {name!r}: use smollm2, tiny, a Hugging Face id (org/name) "
-            "or a local folder"
+            f"unknown model {name!r}: use smollm2, tiny, smollm2-shape, a Hugging Face id "
+            "(org/name) or a local folder"
         )
 
 
@@ -204,6 +233,8 @@ def resolve(name: str) -> str:
         return str(smollm2_folder())
     if name == "tiny":
         return str(tiny_folder())
+    if name == "smollm2-shape":
+        return str(smollm2_shape_folder())
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     return name  # a hub id: needs the hub or a populated HF cache
