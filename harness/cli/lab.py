@@ -14,6 +14,7 @@ from harness.base.config import (
 from harness.base.errors import UserError
 from harness.cli.shell import (
     FOLDER_HELP,
+    check_background,
     executor_options,
     executor_spec,
     fail,
@@ -59,14 +60,12 @@ def experiment(request, budget, model, seeds, dry_run, background, quiet, **exec
     folder = None
     try:
         spec = executor_spec(**executor)
+        check_background(background, spec)
         folder = create_experiment(request, root=reports_root(), budget=budget, model=model,
                                    seeds=seeds)
         if dry_run or background:  # stdout stays the folder alone, for scripts
             click.echo(plan_table(folder), err=True)
         if background:
-            if spec.kind != "local":
-                raise UserError("--background runs the folder's experiment.py (the local "
-                                "executor); drop --executor, or run it in the foreground")
             start_in_background([sys.executable, str(folder / "experiment.py")], folder)
         elif not dry_run:
             run_experiment(folder, progress=not quiet, executor=spec)
@@ -120,18 +119,10 @@ def status(folder, as_json) -> None:
     """One line on where the experiment (or sweep) FOLDER stands: planned, running, finished
     or stopped, with its steps or experiments, read from its files at once (for polling a
     run started with --background)."""
-    from harness.lab.status import status as status_of
-    from harness.lab.status import status_line
+    from harness.lab.status import folder_status, status_line
 
     path = folder_arg(folder, sweeps=True)
-    if as_json:
-        from harness.lab.status import sweep_status
-        from harness.lab.sweep_state import STATE_FILE
-
-        sweep = (path / STATE_FILE).is_file()
-        click.echo(json.dumps(sweep_status(path) if sweep else status_of(path)))
-    else:
-        click.echo(status_line(path))
+    click.echo(json.dumps(folder_status(path)) if as_json else status_line(path))
 
 
 @main.command()
@@ -181,6 +172,10 @@ def sweep(requests, tracks, parallel_tracks, experiments, hours, reviewer, budge
             raise UserError("give a REQUEST for a new sweep or --resume DIR (or --continue "
                              "DIR), not both")
         spec = executor_spec(**executor)
+        check_background(background, spec)
+        if (dry_run or background) and folder is not None:
+            raise UserError("--dry-run and --background start a new sweep; to resume in the "
+                            "background use: harness sweep --resume DIR >> DIR/run.log &")
         if extend is not None:
             if is_tracks_root(extend):
                 raise UserError("--continue works on one track's folder, not on all tracks")
@@ -199,19 +194,13 @@ def sweep(requests, tracks, parallel_tracks, experiments, hours, reviewer, budge
                                  hours=hours or 8.0, reviewer=reviewer, budget=budget,
                                  model=model)
         if dry_run or background:
-            if resume is not None:
-                raise UserError("--dry-run and --background start a new sweep; to resume in "
-                                "the background use: harness sweep --resume DIR > log &")
             for first in experiment_folders(folder):  # each track's first experiment
                 click.echo(f"{first.relative_to(folder)}:\n{plan_table(first)}\n", err=True)
         if background:
-            if spec.kind != "local":
-                raise UserError("--background runs the sweep with the local executor; drop "
-                                "--executor, or run it in the foreground")
             start_in_background([sys.executable, "-m", "harness", "sweep", "--resume",
                                  str(folder)], folder)
-        elif dry_run:
-            pass  # `harness sweep --resume FOLDER` runs it
+        elif dry_run:  # nothing runs: `harness sweep --resume FOLDER` will
+            pass
         elif is_tracks_root(folder):
             run_tracks(folder, max_parallel=parallel_tracks, progress=not quiet,
                        executor=spec, **limits)

@@ -82,3 +82,11 @@ def executor_spec(executor, max_parallel, ray_address, job_retries, slurm_partit
                         slurm_gpus=slurm_gpus, slurm_time_min=slurm_time)
     spec.check()
     return spec
+
+
+def check_background(background: bool, spec) -> None:
+    """--background starts the job with the local executor (its own script or
+    `sweep --resume`): refuse another executor before anything is made."""
+    if background and spec.kind != "local":
+        raise UserError("--background runs with the local executor; drop --executor, or run "
+                        "in the foreground")

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import psutil
 import torch
 
+from harness.base.config import Config
 from harness.env import ENVS, make_env, resolve_action
 from harness.sandbox.isolation import isolation
 from harness.sandbox.runner import Limits, call_python
@@ -191,7 +192,7 @@ def verifiers(device: str, quick: bool) -> list[Check]:
                               {"skipped": "needs CUDA"}))
             continue
         env = make_env(name, **({"n_cases": 2} if quick and name.startswith("ahc") else {}))
-        action = resolve_action(_auto_config(), env)
+        action = resolve_action(Config(), env)
         t0 = time.perf_counter()
         result = env.score(env.initial_solutions(action)[0], action)
         seconds = time.perf_counter() - t0
@@ -203,12 +204,6 @@ def verifiers(device: str, quick: bool) -> list[Check]:
                           problem="" if result.valid else f"{name}'s initial solution does "
                           f"not verify: {result.message}"))
     return rows
-
-
-def _auto_config():
-    from harness.base.config import Config
-
-    return Config()
 
 
 def cuda_checks(quick: bool) -> list[Callable[[], list[Check]]]:

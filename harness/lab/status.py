@@ -92,17 +92,21 @@ def sweep_status(root: Path) -> dict:
             "digest": str(Path(root) / "SWEEP.md"), "log": _last_line(Path(root) / LOG_FILE)}
 
 
+def folder_status(folder: Path) -> dict:
+    """`sweep_status` of a sweep's folder, else `status` of an experiment's."""
+    return sweep_status(folder) if (Path(folder) / STATE_FILE).is_file() else status(folder)
+
+
 def status_line(folder: Path) -> str:
     """One line: `<name>: running, 10/48 steps, 1/6 runs finished; report: ...` (a sweep:
     its experiments by status and its digest)."""
-    if (Path(folder) / STATE_FILE).is_file():
-        s = sweep_status(folder)
+    s = folder_status(folder)
+    if "experiments" in s:
         counts = ", ".join(f"{n} {k}" for k, n in s["experiments"].items()) or "none yet"
         line = (f"{Path(folder).name}: sweep {s['state']}, experiments: {counts} (at most "
                 f"{s['max_experiments']}){'; ' + s['stop_reason'] if s['stop_reason'] else ''}"
                 f"; digest: {s['digest']}")
         return line + (f"; log: {s['log']}" if s["log"] else "")
-    s = status(folder)
     line = (f"{Path(folder).name}: {s['state']}, {s['steps_done']}/{s['steps_total']} steps, "
             f"{s['runs_done']}/{s['runs']} runs finished; report: {s['report'] or 'not yet'}")
     return line + (f"; log: {s['log']}" if s["log"] else "")

@@ -162,20 +162,15 @@ def tiny_folder() -> Path:
     return cached_folder("tiny-llama", _build_tiny)
 
 
-def _build_tiny(out: Path) -> None:
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+TINY_SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
+SMOLLM2_SHAPE = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                     num_attention_heads=9, num_key_value_heads=3,
+                     max_position_embeddings=8192, rope_theta=100000.0)
 
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder())
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=4096, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
+
+def _build_tiny(out: Path) -> None:
+    _build_random_llama(out, TINY_SHAPE)
 
 
 def smollm2_shape_folder() -> Path:
@@ -186,13 +181,16 @@ def smollm2_shape_folder() -> Path:
 
 
 def _build_smollm2_shape(out: Path) -> None:
+    _build_random_llama(out, SMOLLM2_SHAPE)
+
+
+def _build_random_llama(out: Path, shape: dict) -> None:
+    """A seeded random Llama of `shape` with SmolLM2's tokenizer, saved into `out`."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_folder())
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=576, intermediate_size=1536,
-        num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
-        max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=100000.0,
+        vocab_size=len(tokenizer), **shape, tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )

@@ -96,7 +96,7 @@ def hide_files(view: list, workdir: str) -> None:
     chroot into it. The old root stays mounted underneath, out of reach: no process of
     this PID namespace has it as root, and without capabilities none can chroot back."""
     root = workdir.rstrip("/") + ".root"
-    _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
     os.makedirs(root, exist_ok=True)
     _mount(b"tmpfs", root, b"tmpfs", MS_NOSUID, b"mode=0755,size=1m")
     for kind, path, *target in view:

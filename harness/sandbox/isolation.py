@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
 import site
@@ -35,6 +36,8 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from harness.sandbox.limits import Limits
 
 DRIVER = Path(__file__).with_name("driver.py")
 DRIVER_IN_VIEW = "/run/harness/driver.py"  # where bwrap shows it (not the checkout's path)
@@ -87,11 +90,17 @@ class Isolation:
         """The driver's path as the wrapper's child sees it."""
         return DRIVER_IN_VIEW if self.wrapper == "bwrap" else str(DRIVER)
 
-    def driver_spec(self) -> dict:
-        """What the driver must do itself: make the file system read-only (fs) and build
-        the view (a non-empty view). Under bwrap, bwrap has done both."""
+    def driver_spec(self, mode: str, workdir: str, limits: Limits, cpu: int | None = None,
+                    **extra) -> str:
+        """The driver's SPEC_JSON: its mode, the limits it sets, the CPU it pins to, and what
+        it must isolate itself: make the file system read-only (fs) and build the view (a
+        non-empty view). Under bwrap, bwrap has done both."""
         own = self.wrapper == "unshare"
-        return {"fs": own and self.fs, "view": view() if own and self.hide else []}
+        return json.dumps(dict(mode=mode, workdir=workdir, fs=own and self.fs,
+                               view=view() if own and self.hide else [],
+                               cpu_s=math.ceil(limits.cpu_limit_s),
+                               as_bytes=limits.memory_mb * 2**20,
+                               fsize=limits.file_size_limit, cpu=cpu, **extra))
 
     def describe(self) -> dict:
         """For config.json: what this run's candidates were isolated by."""
@@ -120,7 +129,7 @@ def warn_if_visible() -> None:
 
 
 @cache
-def view() -> tuple[tuple[str, str], ...]:
+def view() -> tuple[tuple[str, ...], ...]:
     """What a candidate sees besides its working folder: ("ro", path) bound read-only,
     ("dev", path) a device node, ("link", path, target) a symbolic link. Paths nested in
     another "ro" path are dropped."""
@@ -205,11 +214,9 @@ def _holds(iso: Isolation) -> bool:
     canary = workdir + ".canary"  # outside the working folder, so outside the view
     try:
         Path(canary).write_text("probe")
-        spec = {"mode": "probe", "workdir": workdir, "cpu_s": 20, "as_bytes": 2**32,
-                "fsize": 2**20, "cpu": None, **iso.driver_spec(),
-                "probe": {"fs": iso.fs, "net": iso.net, "canary": canary if iso.hide else ""}}
-        cmd = [*iso.prefix(False, workdir), sys.executable, "-I", "-S", iso.driver,
-               json.dumps(spec)]
+        spec = iso.driver_spec("probe", workdir, Limits(wall_s=20), probe={
+            "fs": iso.fs, "net": iso.net, "canary": canary if iso.hide else ""})
+        cmd = [*iso.prefix(False, workdir), sys.executable, "-I", "-S", iso.driver, spec]
         probe = subprocess.run(cmd, cwd=workdir, capture_output=True, timeout=20)
         return probe.returncode == 0
     except (OSError, subprocess.TimeoutExpired):

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import secrets
 import shutil
@@ -53,7 +52,7 @@ from pathlib import Path
 
 from harness.base.errors import first_line
 from harness.sandbox.driver import SETUP_FAILED
-from harness.sandbox.isolation import Isolation, isolation
+from harness.sandbox.isolation import isolation
 from harness.sandbox.limits import DEFAULT_LIMITS, Limits, SandboxResult
 from harness.sandbox.tree import RUNS, RUNS_LOCK, Run, kill_all, monitor, pids_cgroup, preexec_for
 
@@ -123,14 +122,6 @@ def _child_env(workdir: str) -> dict[str, str]:
                                      "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _driver_spec(mode: str, workdir: str, limits: Limits, iso: Isolation, **extra) -> str:
-    spec = dict(mode=mode, workdir=workdir, **iso.driver_spec(),
-                cpu_s=math.ceil(limits.cpu_limit_s),
-                as_bytes=limits.memory_mb * 2**20, fsize=limits.file_size_limit,
-                cpu=worker_slot().cpu, **extra)
-    return json.dumps(spec)
-
-
 def _execute(mode: str, workdir: str, stdin: bytes, limits: Limits,
              pass_fds: tuple[int, ...] = (), **spec) -> SandboxResult:
     """Run the driver with `spec` under the limits and kill its whole tree. The result is not
@@ -143,8 +134,8 @@ def _execute(mode: str, workdir: str, stdin: bytes, limits: Limits,
     stdin_f, out_f, err_f, status_f = files
     stdin_f.write(stdin)
     stdin_f.seek(0)
-    spec_json = _driver_spec(mode, workdir, limits, iso, net=False,
-                             status_fd=status_f.fileno(), **spec)
+    spec_json = iso.driver_spec(mode, workdir, limits, worker_slot().cpu,
+                                status_fd=status_f.fileno(), **spec)
     # -S (no site, ~30 ms) unless the driver itself imports the candidate, who may want numpy
     flags = ["-I"] if mode == "call" else ["-I", "-S"]
     cmd = [*iso.prefix(limits.network, workdir), sys.executable, *flags, iso.driver, spec_json]
