@@ -7,11 +7,12 @@ loop fits it), measures in this one run, median of --repeats, the same seeds for
 - `generate`, adapters off: transformers' `generate` making group x new-tokens tokens (no
   early stop), the reference the ratios divide by;
 - `sample()` with LoRA attached, through each backend: `generate` (fast_sampler=off), the
-  shared-prompt sampler without and with actions ending at their answer (the CPU default of
-  the scaled-down budgets).
+  shared-prompt sampler without and with actions ending at their answer, in fp32, and with
+  its linears in bf16 (`sample_dtype=bfloat16`; the scaled-down budgets' CPU default is the
+  last row on a CPU with native bf16, the one before it elsewhere).
 The time split of a TTT step (select / sample / evaluate / train) is in every run's
 data/steps.csv (`time/*_s`); the README's main job gives it for the embedded model.
-Target (issue 19): the shared sampler with answer stops at most half the time of `generate`.
+Target (issue 19): the CPU default at most half the time of `generate`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from harness.loop.buffer import Buffer
 from harness.loop.sampling import chat_prompt_ids, left_pad, sample
 from harness.loop.ttt import add_initial_states, build_prompts
 
-ROWS = (("sample(), generate (fast_sampler=off)", "off", False),
-        ("sample(), shared prompt", "shared", False),
-        ("sample(), shared prompt, stop at answer", "shared", True))
+ROWS = (("sample(), generate (fast_sampler=off)", "off", False, "model"),
+        ("sample(), shared prompt", "shared", False, "model"),
+        ("sample(), shared prompt, stop at answer", "shared", True, "model"),
+        ("sample(), shared, stop, bf16 linears", "shared", True, "bfloat16"))
 
 
 def erdos_prompt(policy) -> tuple[str, object]:
@@ -77,11 +79,12 @@ def main() -> None:
         times["generate, adapters off"].append(
             plain_generate(policy, prompt, args.group, args.new_tokens))
         tokens["generate, adapters off"].append(args.new_tokens)
-        for label, setting, stop in ROWS:
+        for label, setting, stop, dtype in ROWS:
             torch.manual_seed(repeat)
             t0 = time.perf_counter()
             rollouts = sample(policy, [prompt], args.group, args.new_tokens, answer_prefix="[",
-                              fast_sampler=setting, answer_end=rule, stop_at_answer=stop)
+                              fast_sampler=setting, answer_end=rule, stop_at_answer=stop,
+                              sample_dtype=dtype)
             times.setdefault(label, []).append(time.perf_counter() - t0)
             tokens.setdefault(label, []).append(
                 statistics.fmean(r.num_tokens for r in rollouts))

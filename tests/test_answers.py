@@ -63,7 +63,7 @@ def test_every_backend_ends_each_row_with_eos_right_after_its_answer(policy, set
     torch.manual_seed(0)
     rollouts = sample(policy, ["hello there", "a longer prompt, with more words"], 4, 40,
                       answer_prefix="[", fast_sampler=setting, answer_end=TEN_CHARS,
-                      stop_at_answer=True)
+                      stop_at_answer=True, sample_dtype="model")
     for r in rollouts:
         assert r.finished and r.complete and r.action_ids[-1] == eos
         answer = r.action_ids[:-1]

@@ -46,7 +46,19 @@ def test_cpu_sampling_benchmark_prints_each_backend_against_generate(capsys, mon
                                       "--new-tokens", "8", "--repeats", "1"])
     bench.main()
     out = capsys.readouterr().out
-    for label in ("generate, adapters off", "shared prompt, stop at answer"):
+    for label in ("generate, adapters off", "shared prompt, stop at answer", "bf16 linears"):
         [line] = [ln for ln in out.splitlines() if label in ln[:45]]
         seconds, ratio = map(float, line[45:].split()[:2])
         assert seconds > 0 and ratio > 0
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_step_time_benchmark_times_the_main_job_before_and_after(capsys):
+    bench = load("step_time")
+    tables = bench.main(["--model", "tiny", "--repeats", "1", "--steps", "1",
+                         "--max-new-tokens", "8"])
+    assert set(tables) == {"before issue 19", "now"}
+    for df in tables.values():
+        assert len(df) == 1 and (df["time/step_s"] > 0).all()
+    out = capsys.readouterr().out
+    assert "step time, before / now:" in out and "tokens/rollout" in out

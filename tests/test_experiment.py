@@ -56,8 +56,12 @@ def test_a_smoke_experiment_leaves_every_file(smoke):
     assert (plan["budget"], plan["model"], plan["device"]) == ("smoke", "tiny", "cpu")
     config = json.loads((smoke / "config.json").read_text())
     assert config["budget"] == "smoke" and config["seeds"] == [0]
-    assert config["arms"]["no_reuse"] == {"overrides": {"reuse": "none"},
-                                          "action": "construction"}
+    from harness.loop.sampling import native_bf16
+
+    assert config["arms"]["no_reuse"] == {
+        "overrides": {"reuse": "none"}, "action": "construction",
+        "sampling": {"backend": "shared",
+                     "linear_dtype": "bfloat16" if native_bf16() else "model"}}
     assert {"git_sha", "git_branch", "versions", "device", "command"} <= set(
         config["provenance"])
 

@@ -5,9 +5,10 @@ import torch
 
 from harness.base.config import Config, ConfigError
 from harness.base.records import RunPaths
-from harness.loop import fast_sampler
+from harness.loop import fast_sampler, sampling, shared_sampler
 from harness.loop.model import add_lora, load_policy
-from harness.loop.sampling import backend, left_pad, sample
+from harness.loop.sampling import backend, left_pad, linear_dtype, sample
+from harness.loop.train import action_logprobs
 
 N = 12  # new tokens per row
 
@@ -155,6 +156,52 @@ def test_auto_picks_the_graph_sampler_on_cuda_and_the_shared_prompt_one_on_cpu()
     assert Config().fast_sampler == "auto"
     with pytest.raises(ConfigError, match="fast_sampler must be one of auto, on, off, shared"):
         Config(fast_sampler="yes")
+
+
+def test_bf16_linears_change_only_the_products_and_leave_the_model_as_it_was(policy, batch):
+    """`linears_in`: the logits move by bf16 rounding (a little, but they move), and the
+    weights and the modules' forwards are the model's own again afterwards."""
+    before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
+    with torch.no_grad():
+        exact = policy.model(input_ids=batch[0], attention_mask=batch[1]).logits
+        with shared_sampler.linears_in(policy.model, torch.bfloat16):
+            cast = policy.model(input_ids=batch[0], attention_mask=batch[1]).logits
+        again = policy.model(input_ids=batch[0], attention_mask=batch[1]).logits
+    assert cast.dtype == torch.float32 and torch.equal(again, exact)
+    error = ((cast - exact).abs().max() / exact.abs().max()).item()
+    assert 0 < error < 0.05, error
+    assert all(torch.equal(p, before[n]) for n, p in policy.model.named_parameters())
+    assert not any("forward" in vars(m) for m in policy.model.modules())
+
+
+def test_bf16_sampling_records_the_log_probs_it_drew_from(tiny_policy):
+    """sample_dtype=bfloat16: the recorded log-probs are the bf16 sampler's, near the fp32
+    learner's but not equal to them (the drift training's importance ratio sees); fp32
+    sampling gives the learner's own."""
+    drift = {}
+    for dtype in ("model", "bfloat16"):
+        torch.manual_seed(0)
+        rollouts = sample(tiny_policy, ["hello there", "a longer prompt"], 3, N,
+                          fast_sampler="shared", sample_dtype=dtype)
+        with torch.no_grad():
+            learner = action_logprobs(tiny_policy, rollouts)
+        drift[dtype] = max((lp - torch.tensor(r.logprobs)).abs().max().item()
+                           for r, lp in zip(rollouts, learner, strict=True))
+    assert drift["model"] < 1e-4 < drift["bfloat16"] < 0.1, drift
+
+
+def test_sample_dtype_casts_only_the_shared_sampler_and_auto_needs_native_bf16(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert linear_dtype("model", cpu, "shared") is None
+    assert linear_dtype("bfloat16", cpu, "shared") == torch.bfloat16
+    assert linear_dtype("bfloat16", cpu, "generate") is None  # the reference stays exact
+    assert linear_dtype("auto", cuda, "shared") is None  # CUDA runs bf16 already
+    for native in (True, False):
+        monkeypatch.setattr(sampling, "native_bf16", lambda native=native: native)
+        assert linear_dtype("auto", cpu, "shared") == (torch.bfloat16 if native else None)
+    assert Config().sample_dtype == "auto"
+    with pytest.raises(ConfigError, match="sample_dtype must be one of auto, model, bfloat16"):
+        Config(sample_dtype="fp16")
 
 
 def test_the_loop_with_the_fast_sampler_moves_lora_and_leaves_the_base_bit_identical(

@@ -129,7 +129,7 @@ def _memory(device: str) -> str:
 def model_and_loop(device: str, quick: bool) -> list[Check]:
     """Load the embedded model, then one sampling batch and one LoRA step on an Erdős prompt."""
     from harness.loop.model import add_lora, load_policy
-    from harness.loop.sampling import sample
+    from harness.loop.sampling import describe, sample
     from harness.loop.train import make_optimizer, policy_gradient_step
 
     t0 = time.perf_counter()
@@ -148,10 +148,14 @@ def model_and_loop(device: str, quick: bool) -> list[Check]:
     _sync(device)
     sample_s = time.perf_counter() - t0
     generated = sum(r.num_tokens for r in rollouts)
+    how = describe("auto", "auto", device)
+    linears = str(policy.dtype).removeprefix("torch.") if how["linear_dtype"] == "model" \
+        else how["linear_dtype"]
     rows.append(Check("measured", "sampling", f"{generated / sample_s:,.1f} tokens/s ({group} x "
-                      f"<= {new_tokens} new tokens, {sample_s:.1f} s, {_memory(device)})",
+                      f"<= {new_tokens} new tokens, {sample_s:.1f} s, {_memory(device)}; "
+                      f"{how['backend']} sampler, linears in {linears})",
                       {"tokens_per_s": generated / sample_s, "tokens": generated,
-                       "seconds": sample_s, "peak_gb": _peak_gb(device)}))
+                       "seconds": sample_s, "peak_gb": _peak_gb(device), **how}))
     optimizer = make_optimizer(policy, 1e-5)
     t0 = time.perf_counter()
     stats = policy_gradient_step(policy, optimizer, rollouts,

@@ -43,6 +43,7 @@ from harness.lab.planner import make_plan
 from harness.lab.report import finished_runs, write_index, write_report
 from harness.lab.status import running
 from harness.loop.model import check_model_name, default_device
+from harness.loop.sampling import describe as describe_sampling
 from harness.sandbox.isolation import isolation
 
 SCRIPT_TEMPLATE = "experiment.py.j2"
@@ -203,9 +204,11 @@ def write_provenance(folder: Path, plan: Plan) -> None:
     from harness.loop.ttt import env_info
 
     env = make_env(plan.env)
-    arms = {a.name: {"overrides": a.overrides,
-                     "action": resolve_action(plan.config(a.name, plan.seeds[0]), env)}
-            for a in plan.arms}
+    configs = {a.name: plan.config(a.name, plan.seeds[0]) for a in plan.arms}
+    arms = {name: {"overrides": plan.arm(name).overrides, "action": resolve_action(cfg, env),
+                   "sampling": describe_sampling(cfg.fast_sampler, cfg.sample_dtype,
+                                                 cfg.device or default_device())}
+            for name, cfg in configs.items()}
     records.write_config(folder, plan.config(plan.baseline, plan.seeds[0]).to_dict(),
                          plan.device, {
                              "kind": "experiment", "request": plan.request,

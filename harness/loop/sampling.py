@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.base.config import FAST_SAMPLER, REASONING, ConfigError
+from harness.base.config import FAST_SAMPLER, REASONING, SAMPLE_DTYPE, ConfigError
 from harness.env.answers import AnswerEnd, AnswerWatch
 from harness.loop import fast_sampler, shared_sampler
 from harness.loop.model import Policy
@@ -116,12 +116,38 @@ def backend(setting: str, device: torch.device) -> str:
     return {"on": "fast", "off": "generate"}.get(setting, setting)
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX)."""
+    capabilities = getattr(torch.cpu, "get_capabilities", dict)()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def linear_dtype(setting: str, device: torch.device | str, kind: str) -> torch.dtype | None:
+    """The `sample_dtype` config value -> the dtype the `kind` backend's linear layers multiply
+    in (None: the model's own). Only the shared sampler (the CPU default) casts."""
+    if setting not in SAMPLE_DTYPE:
+        raise ConfigError(f"sample_dtype must be one of {', '.join(SAMPLE_DTYPE)}; got {setting!r}")
+    if kind != "shared" or setting == "model":
+        return None
+    if setting == "auto" and not (torch.device(device).type == "cpu" and native_bf16()):
+        return None
+    return torch.bfloat16
+
+
+def describe(fast_sampler_setting: str, sample_dtype: str, device: str) -> dict:
+    """How sampling runs here (config.json's `sampling`): the backend and its linears' dtype."""
+    kind = backend(fast_sampler_setting, device)
+    dtype = linear_dtype(sample_dtype, device, kind)
+    return {"backend": kind, "linear_dtype": str(dtype).removeprefix("torch.") if dtype
+            else "model"}
+
+
 @torch.no_grad()
 def sample(policy: Policy, prompts: list[str], group_size: int, max_new_tokens: int,
            temperature: float = 1.0, answer_prefix: str = "", batch_size: int = 64,
            fast_sampler: str = "auto", reasoning: str = "auto",
-           answer_end: AnswerEnd | None = None, stop_at_answer: bool = False
-           ) -> list[Rollout]:
+           answer_end: AnswerEnd | None = None, stop_at_answer: bool = False,
+           sample_dtype: str = "auto") -> list[Rollout]:
     """Sample `group_size` actions for each prompt; rollouts come grouped, prompt by prompt.
 
     `answer_prefix` starts the assistant's answer (e.g. "[" for a list of numbers): it is part
@@ -130,9 +156,11 @@ def sample(policy: Policy, prompts: list[str], group_size: int, max_new_tokens: 
     fewer where its longest prompt needs the room (`fitted_new_tokens`); a prompt longer than
     the context raises ValueError up front. `answer_end` says where an answer is complete
     (`Rollout.complete`); with `stop_at_answer` each row stops there and ends with EOS.
+    `sample_dtype` (`linear_dtype`) may make the shared sampler multiply in bf16.
     """
     policy.model.eval()
     kind = backend(fast_sampler, policy.device)
+    dtype = linear_dtype(sample_dtype, policy.device, kind)
     prefix_ids = policy.tokenizer(answer_prefix, add_special_tokens=False)["input_ids"] \
         if answer_prefix else []
     prompt_ids = [chat_prompt_ids(policy, p, reasoning) + prefix_ids for p in prompts]
@@ -146,7 +174,7 @@ def sample(policy: Policy, prompts: list[str], group_size: int, max_new_tokens: 
         watch = AnswerWatch(answer_end if stop_at_answer else None, _piece(policy.tokenizer),
                             answer_prefix, len(chunk) * group_size, policy.tokenizer.eos_token_id)
         tokens_BN, logprobs_BN = generate_tokens(policy, chunk, group_size, new_tokens,
-                                                 temperature, kind, watch)
+                                                 temperature, kind, watch, dtype)
         jobs = [(start + g, ids) for g, ids in enumerate(chunk) for _ in range(group_size)]
         rollouts += _rollouts(policy, jobs, tokens_BN, logprobs_BN)
     for r in rollouts:
@@ -173,15 +201,16 @@ def left_pad(policy: Policy, prompts: list[list[int]]) -> tuple[torch.Tensor, to
 
 
 def generate_tokens(policy: Policy, prompts: list[list[int]], group_size: int,
-                    max_new_tokens: int, temperature: float, kind: str, watch: AnswerWatch
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tokens_BN, logprobs_BN) for each prompt `group_size` times, from the `kind` backend;
-    rows may continue past EOS (ignored)."""
+                    max_new_tokens: int, temperature: float, kind: str, watch: AnswerWatch,
+                    dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens_BN, logprobs_BN) for each prompt `group_size` times, from the `kind` backend
+    (the shared one's linears multiplying in `dtype`); rows may continue past EOS (ignored)."""
     tok = policy.tokenizer
     eos, pad = tok.eos_token_id, tok.pad_token_id
     if kind == "shared":
         return shared_sampler.generate(policy.model, *left_pad(policy, prompts), group_size,
-                                       max_new_tokens, temperature, eos, pad, watch)[:2]
+                                       max_new_tokens, temperature, eos, pad, watch,
+                                       dtype)[:2]
     input_BP, mask_BP = left_pad(policy, [ids for ids in prompts for _ in range(group_size)])
     if kind == "fast":
         return fast_sampler.generate(policy.model, input_BP, mask_BP, max_new_tokens,

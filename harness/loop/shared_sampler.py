@@ -16,14 +16,24 @@ tokens, 2 cores):
 - full-vocabulary scores were kept for every step; here only the sampled token's log-prob
   and EOS's are;
 - LoRA stayed unmerged (three GEMMs per projection); here it is merged for the batch
-  (`fast_sampler.merged_lora`, restored bit-exactly).
-Sampling is the same distribution as the other backends (fp32 log_softmax(logits / T),
-Gumbel-max from torch's global generator, `fast_sampler.pick`).
+  (`fast_sampler.merged_lora`, restored bit-exactly);
+- the linear layers streamed their fp32 weights every decode step: 45 ms of a ~105 ms step
+  at batch 8, the LM head 25 of them. With `dtype=torch.bfloat16` (`sample_dtype`, on by
+  default where the CPU multiplies bf16 natively) they multiply in bf16 (`linears_in`): 20 ms,
+  the LM head 8.
+Sampling draws as the other backends do (log_softmax(logits / T) in fp32, Gumbel-max from
+torch's global generator, `fast_sampler.pick`); in fp32 it is their distribution exactly, in
+bf16 a slightly different one, whose log-probs are the ones recorded, so the importance ratio
+of training sees the drift.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+import torch.nn.functional as F
 from transformers.cache_utils import DynamicLayer
 
 from harness.env.answers import AnswerWatch
@@ -64,6 +74,32 @@ class _PreallocatedLayer(DynamicLayer):
         self.keys, self.values = (store[:, :, :length] for store in self._store)
 
 
+@contextmanager
+def linears_in(model: torch.nn.Module, dtype: torch.dtype | None) -> Iterator[None]:
+    """Every `nn.Linear` of `model` multiplies in `dtype`: its weight cast once on entry, its
+    input at each call, its output cast back to the input's dtype. Norms, attention, the KV
+    cache and the residual stream keep theirs. The module's own weights are not touched.
+    None: the model as it is. Enter it after merging LoRA (the cast copies what is there)."""
+    if dtype is None:
+        yield
+        return
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    for m in linears:
+        bias = None if m.bias is None else m.bias.detach().to(dtype)
+        m.forward = _cast_linear(m.weight.detach().to(dtype), bias)  # shadows the class's
+    try:
+        yield
+    finally:
+        for m in linears:
+            del m.forward
+
+
+def _cast_linear(weight: torch.Tensor, bias: torch.Tensor | None):
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
+    return forward
+
+
 def _kept(live_A: torch.Tensor) -> list[int]:
     """The decoding rows to keep: the live ones, plus finished ones as ballast up to
     SMALLEST_BATCH while more than one row lives (CPU BLAS takes a slower path at 2-3 rows
@@ -78,9 +114,10 @@ def _kept(live_A: torch.Tensor) -> list[int]:
 @torch.no_grad()
 def generate(model: torch.nn.Module, ids_PW: torch.Tensor, mask_PW: torch.Tensor,
              group_size: int, max_new_tokens: int, temperature: float, eos_id: int, pad_id: int,
-             watch: AnswerWatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             watch: AnswerWatch, dtype: torch.dtype | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(tokens_BN, logprobs_BN, eos_logprobs_BN) for each of the left-padded distinct prompts
-    `ids_PW` repeated `group_size` times.
+    `ids_PW` repeated `group_size` times; the linear layers multiply in `dtype` (`linears_in`).
 
     A row's tokens after it stopped are `pad_id` with log-prob 0 (the caller cuts at EOS)."""
     device = ids_PW.device
@@ -88,7 +125,7 @@ def generate(model: torch.nn.Module, ids_PW: torch.Tensor, mask_PW: torch.Tensor
     tokens_BN = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long)
     logprobs_BN = torch.zeros(rows, max_new_tokens)
     eos_BN = torch.zeros(rows, max_new_tokens)
-    with merged_lora(model):
+    with merged_lora(model), linears_in(model, dtype):
         base = base_model(model)
         out = base(input_ids=ids_PW, attention_mask=mask_PW, use_cache=True, logits_to_keep=1,
                    position_ids=(mask_PW.cumsum(-1) - 1).clamp(min=0))

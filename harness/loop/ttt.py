@@ -27,7 +27,7 @@ from harness.loop.model import Policy, add_lora, default_device, load_policy
 from harness.loop.objective import group_advantages
 from harness.loop.progress import StepProgress
 from harness.loop.prompts import fit_prompt
-from harness.loop.sampling import Rollout, sample
+from harness.loop.sampling import Rollout, describe, sample
 from harness.loop.train import make_optimizer, policy_gradient_step
 from harness.sandbox.isolation import isolation, warn_if_visible
 from harness.sandbox.pool import make_pool
@@ -93,7 +93,7 @@ def run_ttt(cfg: Config, paths: records.RunPaths, *, resume: bool = False,
                               cfg.temperature, env.answer_prefix(action),
                               batch_size=cfg.sample_batch_size, fast_sampler=cfg.fast_sampler,
                               reasoning=cfg.reasoning, answer_end=env.answer_end(action),
-                              stop_at_answer=cfg.stop_at_answer)
+                              stop_at_answer=cfg.stop_at_answer, sample_dtype=cfg.sample_dtype)
             t_sample = time.perf_counter()
             # --- evaluate ---
             jobs = [(r.text, starts[r.group].construction) for r in rollouts]
@@ -305,8 +305,10 @@ def discover(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = 
         raise UserError(f"{run_dir} has no config.json: not a run folder")
     if not resume:
         env = make_env(cfg.env)
-        records.write_config(run_dir, cfg.to_dict(), cfg.device or default_device(),
+        device = cfg.device or default_device()
+        records.write_config(run_dir, cfg.to_dict(), device,
                              {"action": resolve_action(cfg, env), "arm": "default",
-                              "env": env_info(env), "sandbox": isolation().describe()})
+                              "env": env_info(env), "sandbox": isolation().describe(),
+                              "sampling": describe(cfg.fast_sampler, cfg.sample_dtype, device)})
     return run_ttt(cfg, records.RunPaths.run_folder(run_dir), resume=resume, progress=progress)
 
