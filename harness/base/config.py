@@ -144,13 +144,13 @@ class Config:
     """cuda or cpu; empty picks CUDA when available."""
 
     def __post_init__(self) -> None:
-        _check_choice("reuse", self.reuse, REUSE_RULES)
-        _check_choice("objective", self.objective, OBJECTIVES)
-        _check_choice("action", self.action, ACTIONS)
-        _check_choice("fast_sampler", self.fast_sampler, FAST_SAMPLER)
-        _check_choice("sample_dtype", self.sample_dtype, SAMPLE_DTYPE)
-        _check_choice("eval_executor", self.eval_executor, EVAL_EXECUTORS)
-        _check_choice("reasoning", self.reasoning, REASONING)
+        check_choice("reuse", self.reuse, REUSE_RULES)
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("action", self.action, ACTIONS)
+        check_choice("fast_sampler", self.fast_sampler, FAST_SAMPLER)
+        check_choice("sample_dtype", self.sample_dtype, SAMPLE_DTYPE)
+        check_choice("eval_executor", self.eval_executor, EVAL_EXECUTORS)
+        check_choice("reasoning", self.reasoning, REASONING)
         if self.puct_divisor < 1 or self.prompt_history < 0:
             raise ConfigError("puct_divisor must be at least 1 and prompt_history at least 0")
         for name in ("steps", "groups_per_step", "group_size", "max_new_tokens", "lora_rank",
@@ -193,7 +193,7 @@ class Config:
         return dataclasses.replace(self, **overrides)
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 

@@ -204,11 +204,12 @@ def write_provenance(folder: Path, plan: Plan) -> None:
     from harness.loop.ttt import env_info
 
     env = make_env(plan.env)
-    configs = {a.name: plan.config(a.name, plan.seeds[0]) for a in plan.arms}
-    arms = {name: {"overrides": plan.arm(name).overrides, "action": resolve_action(cfg, env),
-                   "sampling": describe_sampling(cfg.fast_sampler, cfg.sample_dtype,
-                                                 cfg.device or default_device())}
-            for name, cfg in configs.items()}
+    arms = {}
+    for a in plan.arms:
+        cfg = plan.config(a.name, plan.seeds[0])
+        arms[a.name] = {"overrides": a.overrides, "action": resolve_action(cfg, env),
+                        "sampling": describe_sampling(cfg.fast_sampler, cfg.sample_dtype,
+                                                      cfg.device or default_device())}
     records.write_config(folder, plan.config(plan.baseline, plan.seeds[0]).to_dict(),
                          plan.device, {
                              "kind": "experiment", "request": plan.request,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.base.config import FAST_SAMPLER, REASONING, SAMPLE_DTYPE, ConfigError
+from harness.base.config import FAST_SAMPLER, REASONING, SAMPLE_DTYPE, ConfigError, check_choice
 from harness.env.answers import AnswerEnd, AnswerWatch
 from harness.loop import fast_sampler, shared_sampler
 from harness.loop.model import Policy
@@ -52,8 +52,7 @@ def reasoning_switch(tokenizer, reasoning: str) -> dict:
     Qwen3-style templates read `enable_thinking`; gpt-oss's read `reasoning_effort`, which has
     no off ("low" is its least; "high" is on). auto = on where the template has a switch; a
     template without one (SmolLM2) gets nothing, and asking it for "on" is an error."""
-    if reasoning not in REASONING:
-        raise ConfigError(f"reasoning must be one of {', '.join(REASONING)}; got {reasoning!r}")
+    check_choice("reasoning", reasoning, REASONING)
     template = getattr(tokenizer, "chat_template", None) or ""
     if isinstance(template, dict):  # several named templates
         template = " ".join(template.values())
@@ -109,8 +108,7 @@ def backend(setting: str, device: torch.device) -> str:
     """The `fast_sampler` config value -> the backend that samples: "fast" (static cache,
     CUDA graph), "shared" (prompt prefilled once per group, finished rows leave the batch:
     the CPU default) or "generate" (transformers, the reference)."""
-    if setting not in FAST_SAMPLER:
-        raise ConfigError(f"fast_sampler must be one of {', '.join(FAST_SAMPLER)}; got {setting!r}")
+    check_choice("fast_sampler", setting, FAST_SAMPLER)
     if setting == "auto":
         return "fast" if torch.device(device).type == "cuda" else "shared"
     return {"on": "fast", "off": "generate"}.get(setting, setting)
@@ -125,8 +123,7 @@ def native_bf16() -> bool:
 def linear_dtype(setting: str, device: torch.device | str, kind: str) -> torch.dtype | None:
     """The `sample_dtype` config value -> the dtype the `kind` backend's linear layers multiply
     in (None: the model's own). Only the shared sampler (the CPU default) casts."""
-    if setting not in SAMPLE_DTYPE:
-        raise ConfigError(f"sample_dtype must be one of {', '.join(SAMPLE_DTYPE)}; got {setting!r}")
+    check_choice("sample_dtype", setting, SAMPLE_DTYPE)
     if kind != "shared" or setting == "model":
         return None
     if setting == "auto" and not (torch.device(device).type == "cpu" and native_bf16()):
