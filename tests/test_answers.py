@@ -21,6 +21,33 @@ def test_a_list_ends_at_the_bracket_that_closes_a_list_long_enough():
     assert four.find("[11] then [1, 2]") is None
 
 
+def test_a_list_also_ends_where_its_run_of_numbers_breaks_off():
+    four = answers.run_end(4)
+    text = "[0.5, 0.4, 0.3, 0.2\n\nThis list is good"
+    assert four.find(text) == text.index("This")
+    for going_on in ("[0.5, 0.4, 0.3, 0.2", "[0.5, 0.4, 0.3, 0.2,\n", "[0.5, 0.4, 0.3, 0.2 -",
+                     "[0.5, 0.4, 0.3, 2e", "[0.5, 0.4, 0.3, 2e-", "[0.5, 0.4, 0.3, 0.2, ."):
+        assert four.find(going_on) is None, going_on  # the next number may still come
+    text = "[4/4, 7.2, 5.5, 16.9, 8.0 underline"  # "4" alone is too short to be the answer
+    assert four.find(text) == text.index("underline")
+    assert four.find("Here are 24 values: [1, 2, 3, x") is None  # only after the bracket
+    assert answers.run_end(1).find("[4/4") == len("[4")
+
+
+def test_the_earliest_of_two_rules_ends_the_answer_as_a_stream_would_see_it():
+    rule = answers.numbers_answer(4)
+    assert rule.triggers == ""  # a break can come with any token
+    assert rule.find("[0.5, 0.4, 0.3, 0.2] and more") == len("[0.5, 0.4, 0.3, 0.2]")
+    assert rule.find("[11] and more") == len("[11]")  # closed: the answer, if invalid
+    assert rule.find("[0.5, 0.4, 0.3 and more") is None
+    pieces = ["0.5", ", 0.4", ", 0.3", ", 0.2", "\n\n", "This", " list"]
+    watch = AnswerWatch(rule, pieces.__getitem__, "[", 1, eos_id=99)
+    for t in range(len(pieces)):
+        watch.feed(t, [0], [t])
+    assert watch.ends == [pieces.index("This")]  # kept, like the token after a circle's last
+    assert watch.stopped(0, pieces.index("This") + 1)
+
+
 def test_a_program_ends_at_the_fence_that_closes_its_code_block():
     text = "Here:\n```python\ndef run(seed, budget_s):\n    return [1]\n```\nIt works because"
     assert answers.CODE_BLOCK.find(text) == text.index("It works") - 1
@@ -37,7 +64,10 @@ def test_lines_and_counted_numbers():
 
 
 def test_each_env_says_where_its_answers_end():
-    assert make_env("erdos").answer_end("construction") is answers.LIST
+    erdos = make_env("erdos").answer_end("construction")
+    assert erdos.find("[0.5, 0.4, 0.3, 0.2] and") == len("[0.5, 0.4, 0.3, 0.2]")
+    assert erdos.find("[0.5, 0.4, 0.3, 0.2 and") == len("[0.5, 0.4, 0.3, 0.2 ")
+    assert erdos.find("[0.5, 0.4, 0.3 and") is None  # three numbers: too few for Erdős
     assert make_env("erdos").answer_end("program") is answers.CODE_BLOCK
     assert make_env("toy").answer_end("construction") is answers.FIRST_LINE
     circles = make_env("cp26").answer_end("construction")

@@ -87,7 +87,8 @@ class Config:
     recorded, so training's importance ratio sees the drift, as with bf16 on CUDA."""
     stop_at_answer: bool = False
     """End each action where its answer is complete (harness/env/answers.py): the list's closing
-    bracket, the code block's closing fence; EOS is appended and nothing after it is kept.
+    bracket or where its numbers break off, the code block's closing fence; EOS is appended and
+    nothing after it is kept.
     Off in the released configuration (actions end at EOS or the token cap); on in the
     scaled-down budgets, where a small model keeps writing prose after its answer."""
 

@@ -10,8 +10,8 @@ An `AnswerEnd` is `find(text)`: how many characters of the action's text (answer
 included) hold the complete answer, or None while it is incomplete. Sampling asks it only
 after a token whose text contains one of `triggers` (every token when `triggers` is empty),
 so a rule may scan the whole text. The rules match the parsers in `harness.env`: a list ends
-where its first bracket closes, a program where its code block's fence closes, circles once
-the last number of the last circle is written.
+where its first bracket closes or where its numbers stop (`numbers_answer`), a program where
+its code block's fence closes, circles once the last number of the last circle is written.
 """
 
 from __future__ import annotations
@@ -43,24 +43,30 @@ class AnswerEnd:
     triggers: str = ""
 
 
+_BRACKET = re.compile(r"[][]")
+_SEPARATORS = r"[\s,;\[\]()]*"  # what may stand between two numbers of a run (`_RUN`)
+_RUN_GOES_ON = re.compile(rf"{_SEPARATORS}[-+]?(?:\d+\.?\d*|\.\d*)?(?:[eE][-+]?\d*)?")
+
+
 def _closed_lists(text: str):
     """The end of each top-level bracketed list in `text`, in order (nested brackets counted)."""
     depth = 0
-    for i, ch in enumerate(text):
-        if ch == "[":
+    for bracket in _BRACKET.finditer(text):
+        if bracket.group() == "[":
             depth += 1
-        elif ch == "]" and depth:
+        elif depth:
             depth -= 1
             if depth == 0:
-                yield i + 1
+                yield bracket.end()
 
 
 def list_end(min_values: int = 1) -> AnswerEnd:
     """After the first closing bracket by which the text holds a list the env's parser takes
     (`parse_number_list`: its longest run of numbers) with at least `min_values` numbers.
 
-    Envs use `LIST` (min_values=1): the first closed list is the answer, so a list too short
-    to be valid is an invalid answer, not a cue to write prose and another list. Measured on
+    Envs use `LIST` (min_values=1, within `numbers_answer`): the first closed list is the
+    answer, so a list too short to be valid is an invalid answer, not a cue to write prose and
+    another list. Measured on
     the same samples (issue 19, the embedded job before answers ended early): ending at the
     first list kept 59% of the characters and turned 3 of 144 valid actions invalid (their
     valid list came later, in the prose); `list_end(4)`, Erdős' minimum, kept 74% and
@@ -75,6 +81,50 @@ def list_end(min_values: int = 1) -> AnswerEnd:
         return None
 
     return AnswerEnd(find, "]")
+
+
+def run_end(min_values: int = 1) -> AnswerEnd:
+    """At the first character that cannot continue the first run of numbers (as
+    `parse_number_list` reads them) that starts after the list's opening bracket and holds at
+    least `min_values` numbers: "[0.5, 0.4, 0.3, 0.2\n\nThis list" ends before "This",
+    "[0.5, 0.4, 0.3, 0.2\n0." not yet. A shorter run ("[4/4, 7.2, ...") is not the answer,
+    so the run after it may be. The end is where the break shows, as a stream sees it, so a
+    list that closes ("...0.2] and") ends at its bracket first (`numbers_answer`)."""
+    def find(text: str) -> int | None:
+        start = text.find("[")
+        if start < 0:
+            return None
+        for run in _RUN.finditer(text, start):
+            if len(_ONE_NUMBER.findall(run.group(0))) < min_values:
+                continue
+            stop = _RUN_GOES_ON.match(text, run.end()).end()
+            return stop if stop < len(text) else None
+        return None
+
+    return AnswerEnd(find, "")
+
+
+def earliest(*rules: AnswerEnd) -> AnswerEnd:
+    """Where the first of `rules` to see the answer's end sees it."""
+    def find(text: str) -> int | None:
+        return min((end for end in (rule.find(text) for rule in rules) if end is not None),
+                   default=None)
+
+    every_token = any(not rule.triggers for rule in rules)
+    return AnswerEnd(find, "" if every_token else "".join(rule.triggers for rule in rules))
+
+
+def numbers_answer(min_values: int) -> AnswerEnd:
+    """A list of numbers ends where its first bracket closes (`LIST`) or where its numbers
+    stop (`run_end(min_values)`, the env's shortest valid construction), whichever is first.
+
+    The second rule is for the answers that never close: a small model often breaks off its
+    list into prose or other symbols ("..., 1.9\n\n10\n{341, ...", "..., 231, underMARGI")
+    and writes on to the cap. Measured offline on the embedded job's 144 unstopped actions
+    (ab1d25e, 131.4 tokens per action, 81.2% valid): `LIST` alone leaves 85.4 tokens at 81.2%
+    valid, this rule 75.1 at 80.6% (one action of 144 turned invalid), and `run_end(1)` on
+    Erdős (minimum 4 values) 64.6 at 71.5%: a run shorter than the minimum is no answer."""
+    return earliest(LIST, run_end(min_values))
 
 
 def _code_block_end(text: str) -> int | None:

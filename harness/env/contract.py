@@ -204,8 +204,9 @@ class Env:
 
     def answer_end(self, action: str) -> AnswerEnd:
         """Where an action's answer is complete (harness/env/answers.py): a program at its code
-        block's closing fence, a construction at its list's closing bracket."""
-        return answers.CODE_BLOCK if action == "program" else answers.LIST
+        block's closing fence, a construction at its list's closing bracket or where its run
+        of at least `min_len` numbers stops."""
+        return answers.CODE_BLOCK if action == "program" else answers.numbers_answer(self.min_len)
 
     def canonical(self, values) -> str:
         try:
