@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 _FENCED = re.compile(r"```[^\n`]*\n.*?```", re.DOTALL)
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)"
-_RUN = re.compile(rf"(?:{_NUMBER})(?:[\s,;\[\]()]*(?:{_NUMBER}))*", re.IGNORECASE)
+_SEPARATORS = r"[\s,;\[\]()]*"  # what may stand between two numbers of a run
+_RUN = re.compile(rf"(?:{_NUMBER})(?:{_SEPARATORS}(?:{_NUMBER}))*", re.IGNORECASE)
 _ONE_NUMBER = re.compile(_NUMBER, re.IGNORECASE)
 
 
@@ -44,7 +45,6 @@ class AnswerEnd:
 
 
 _BRACKET = re.compile(r"[][]")
-_SEPARATORS = r"[\s,;\[\]()]*"  # what may stand between two numbers of a run (`_RUN`)
 _RUN_GOES_ON = re.compile(rf"{_SEPARATORS}[-+]?(?:\d+\.?\d*|\.\d*)?(?:[eE][-+]?\d*)?")
 
 
@@ -66,11 +66,10 @@ def list_end(min_values: int = 1) -> AnswerEnd:
 
     Envs use `LIST` (min_values=1, within `numbers_answer`): the first closed list is the
     answer, so a list too short to be valid is an invalid answer, not a cue to write prose and
-    another list. Measured on
-    the same samples (issue 19, the embedded job before answers ended early): ending at the
-    first list kept 59% of the characters and turned 3 of 144 valid actions invalid (their
-    valid list came later, in the prose); `list_end(4)`, Erdős' minimum, kept 74% and
-    changed none, but trains on the prose between the lists."""
+    another list. Measured on the same samples (issue 19, the embedded job before answers
+    ended early): ending at the first list kept 59% of the characters and turned 3 of 144
+    valid actions invalid (their valid list came later, in the prose); `list_end(4)`, Erdős'
+    minimum, kept 74% and changed none, but trains on the prose between the lists."""
     def find(text: str) -> int | None:
         for end in _closed_lists(text):
             try:
@@ -122,8 +121,10 @@ def numbers_answer(min_values: int) -> AnswerEnd:
     list into prose or other symbols ("..., 1.9\n\n10\n{341, ...", "..., 231, underMARGI")
     and writes on to the cap. Measured offline on the embedded job's 144 unstopped actions
     (ab1d25e, 131.4 tokens per action, 81.2% valid): `LIST` alone leaves 85.4 tokens at 81.2%
-    valid, this rule 75.1 at 80.6% (one action of 144 turned invalid), and `run_end(1)` on
-    Erdős (minimum 4 values) 64.6 at 71.5%: a run shorter than the minimum is no answer."""
+    valid, this rule 75.1 at 80.6% (one action of 144 turned invalid), and the same with
+    `run_end(1)` on Erdős (minimum 4 values) 64.6 at 71.5%: a run shorter than the minimum is
+    no answer. Run as the main job (seed 0, 8 steps), this rule took tokens per action from
+    82.5 (`LIST` alone) to 67.4 and the valid share from 74.3% to 83.3%."""
     return earliest(LIST, run_end(min_values))
 
 
