@@ -71,13 +71,24 @@ def test_ablation_configurations_run(tmp_path, tiny_policy, reuse, objective):
 
 
 def test_a_killed_run_resumes_without_duplicating_rows(tmp_path):
-    run_dir = tmp_path / "run"
+    run_dir, straight = tmp_path / "run", tmp_path / "straight"
     cmd = [sys.executable, "-m", "harness", "discover", "--env", "toy", "--model", "tiny",
            "--budget", "smoke", "--set", "steps=4", "--set", "device=cpu", "--quiet",
            "--out", str(run_dir)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}  # two run at once
+    reference_log = (tmp_path / "straight.txt").open("w")
+    reference_run = subprocess.Popen(  # the same run, never killed, meanwhile
+        [c if c != str(run_dir) else str(straight) for c in cmd], stdout=reference_log,
+        stderr=subprocess.STDOUT, env=env)
+    try:
+        _kill_resume_and_compare(cmd, run_dir, straight, reference_run, env, tmp_path)
+    finally:
+        reference_run.kill()
+
+
+def _kill_resume_and_compare(cmd, run_dir, straight, reference_run, env, tmp_path):
     log = (tmp_path / "log.txt").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     steps_csv = run_dir / "data" / "steps.csv"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -91,7 +102,7 @@ def test_a_killed_run_resumes_without_duplicating_rows(tmp_path):
     assert 2 <= done < 4, (tmp_path / "log.txt").read_text()[-2000:]
 
     resumed = subprocess.run(cmd[:4] + ["--resume", str(run_dir), "--quiet"],
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stderr
     steps = pd.read_csv(steps_csv)
     assert steps["step"].tolist() == [0, 1, 2, 3]
@@ -100,9 +111,7 @@ def test_a_killed_run_resumes_without_duplicating_rows(tmp_path):
     assert rollouts.groupby("step").size().tolist() == [per_step] * 4
 
     # the resumed run is the run that was never killed: same samples, same scores
-    straight = tmp_path / "straight"
-    cmd_straight = [c if c != str(run_dir) else str(straight) for c in cmd]
-    assert subprocess.run(cmd_straight, capture_output=True, timeout=300).returncode == 0
+    assert reference_run.wait(timeout=300) == 0, (tmp_path / "straight.txt").read_text()[-2000:]
     reference = pd.read_csv(straight / "data" / "rollouts.csv")
     columns = ["step", "group", "parent_id", "child_id", "raw_score", "tokens", "advantage"]
     pd.testing.assert_frame_equal(rollouts[columns], reference[columns])
