@@ -343,6 +343,22 @@ def test_eval_pool_pins_each_sandbox_to_one_cpu():
     assert all(len(r.value) == 1 and r.value[0] in cpus for r in results)
 
 
+def test_a_kill_all_while_a_sandbox_is_starting_still_kills_it(monkeypatch, marker):
+    """kill_all() between the child's start and its registration (a race the test above once
+    lost: it saw the process before the runner had recorded it) is not missed."""
+    real_popen = subprocess.Popen
+
+    def popen_then_kill_all(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        sandbox.kill_all()  # the runner has not registered `proc` yet
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_kill_all)
+    result = run_program("import time; time.sleep(60)", limits=Limits(wall_s=60))
+    assert result.status == "killed" and result.reason == "killed by kill_all"
+    assert result.wall_s < 30
+
+
 def test_kill_all_kills_a_running_sandbox(marker):
     box = []
     thread = threading.Thread(target=lambda: box.append(

@@ -54,7 +54,17 @@ from harness.base.errors import first_line
 from harness.sandbox.driver import SETUP_FAILED
 from harness.sandbox.isolation import isolation
 from harness.sandbox.limits import DEFAULT_LIMITS, Limits, SandboxResult
-from harness.sandbox.tree import RUNS, RUNS_LOCK, Run, kill_all, monitor, pids_cgroup, preexec_for
+from harness.sandbox.tree import (
+    RUNS,
+    RUNS_LOCK,
+    Run,
+    kill_all,
+    kills_so_far,
+    monitor,
+    pids_cgroup,
+    preexec_for,
+    register,
+)
 
 __all__ = ["LANGUAGES", "Limits", "SandboxResult", "WorkerSlot", "bind_worker", "call_python",
            "isolation", "kill_all", "network_isolated", "run_program", "worker_slot"]
@@ -142,7 +152,7 @@ def _execute(mode: str, workdir: str, stdin: bytes, limits: Limits,
     with pids_cgroup(iso.cgroup, limits.max_procs + 1 + int(bool(iso.wrapper))) as cgroup:
         cgroup_fd = os.open(cgroup / "cgroup.procs", os.O_WRONLY) if cgroup else None
         try:
-            started = time.monotonic()
+            started, kills = time.monotonic(), kills_so_far()
             proc = subprocess.Popen(cmd, stdin=stdin_f, stdout=out_f, stderr=err_f, cwd=workdir,
                                     env=_child_env(workdir), start_new_session=True,
                                     pass_fds=(*pass_fds, status_f.fileno()),
@@ -151,8 +161,7 @@ def _execute(mode: str, workdir: str, stdin: bytes, limits: Limits,
             if cgroup_fd is not None:
                 os.close(cgroup_fd)
         run = Run(proc, iso, cgroup, cancel)
-        with RUNS_LOCK:
-            RUNS.add(run)
+        register(run, kills)
         try:
             status, rusage = monitor(run, limits, started)
         finally:

@@ -159,12 +159,32 @@ def ignore_missing(fn: Callable, *args) -> None:
 
 RUNS: set[Run] = set()
 RUNS_LOCK = threading.Lock()
+_kills = 0  # kill_all() calls without a cancel event, so far (`register` checks it)
+
+
+def kills_so_far() -> int:
+    """Read before starting a child; give it to `register` once the child is started."""
+    with RUNS_LOCK:
+        return _kills
+
+
+def register(run: Run, kills_before: int) -> None:
+    """Add a started child to RUNS; kill it if a kill_all() came while it was starting (it
+    was not in RUNS yet). A cancelled one is `monitor`'s to kill: it checks the event."""
+    with RUNS_LOCK:
+        RUNS.add(run)
+        missed = _kills != kills_before
+    if missed:
+        run.kill("killed by kill_all")
 
 
 def kill_all(cancel: threading.Event | None = None) -> None:
-    """Kill every live sandbox tree (only those started under `cancel`, when given)."""
+    """Kill every live sandbox tree (only those started under `cancel`, when given), and
+    any that is starting now (`register`)."""
+    global _kills
     with RUNS_LOCK:
         runs = [r for r in RUNS if cancel is None or r.cancel is cancel]
+        _kills += cancel is None
     for run in runs:
         run.kill("killed by kill_all")
 
