@@ -55,8 +55,6 @@ from harness.sandbox.driver import SETUP_FAILED
 from harness.sandbox.isolation import isolation
 from harness.sandbox.limits import DEFAULT_LIMITS, Limits, SandboxResult
 from harness.sandbox.tree import (
-    RUNS,
-    RUNS_LOCK,
     Run,
     kill_all,
     kills_so_far,
@@ -64,6 +62,7 @@ from harness.sandbox.tree import (
     pids_cgroup,
     preexec_for,
     register,
+    unregister,
 )
 
 __all__ = ["LANGUAGES", "Limits", "SandboxResult", "WorkerSlot", "bind_worker", "call_python",
@@ -165,8 +164,7 @@ def _execute(mode: str, workdir: str, stdin: bytes, limits: Limits,
         try:
             status, rusage = monitor(run, limits, started)
         finally:
-            with RUNS_LOCK:
-                RUNS.discard(run)
+            unregister(run)
     wall_s = time.monotonic() - started
     with stdin_f, out_f, err_f, status_f:
         status_f.seek(0)

@@ -178,6 +178,12 @@ def register(run: Run, kills_before: int) -> None:
         run.kill("killed by kill_all")
 
 
+def unregister(run: Run) -> None:
+    """Drop a finished child from RUNS (after `monitor` has reaped it)."""
+    with RUNS_LOCK:
+        RUNS.discard(run)
+
+
 def kill_all(cancel: threading.Event | None = None) -> None:
     """Kill every live sandbox tree (only those started under `cancel`, when given), and
     any that is starting now (`register`)."""
