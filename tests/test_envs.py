@@ -118,6 +118,15 @@ def test_erdos_prompt_shows_the_state_and_its_score():
     assert "def run" in env.prompt(program, 0.5, "program")
 
 
+def test_a_prompt_shows_numbers_to_the_env_s_digits_and_the_state_keeps_them_all():
+    values = [0.123456, 0.876543, 0.5, 0.5]
+    erdos, ac1 = make_env("erdos"), make_env("ac1")
+    assert "[0.12, 0.88, 0.5, 0.5]" in erdos.prompt(json.dumps(values), 0.5, "construction")
+    assert "[0.1235, 0.8765, 0.5, 0.5]" in ac1.prompt(json.dumps(values), 2.0, "construction")
+    stored = json.loads(erdos.evaluate(json.dumps(values), "construction").solution)
+    assert stored[0] == pytest.approx(0.123456)  # only the shown parent is rounded
+
+
 def test_long_states_are_downsampled_in_the_prompt_and_it_says_so():
     env = make_env("erdos")
     text = env.prompt(json.dumps([0.5] * 600), 0.5, "construction")

@@ -4,7 +4,10 @@ A `Problem` (harness/env/problem.py) with its own prompts. Raw score: C5 (lower 
 reward 1 / C5. A construction is 4 to 1000 numbers; the prompt states the rule that turns
 them into h (`decode`: one common scale, values capped at 1, mean exactly 1/2), so a small
 model's lists are valid far more often (91% vs 25% of SmolLM2-135M's in our trial); the stored
-h is checked strictly. A program returns h and gets its parent's as `parent_construction`.
+h is checked strictly. The prompt shows the parent to 2 significant digits (`prompt_digits`):
+the model copies the digits it is shown, and on the main job (seed 0) this took tokens per
+action from 67.4 to 52.4 (valid 83.3% -> 84.0%). A program returns h and gets its parent's as
+`parent_construction`.
 Starts (the released code's `random` start): per group, n ~ U{40..99} values 0.5 + p_i -
 mean(p), p_i ~ U(-0.4, 0.4), from the run's seed. `initial_solution` (the reference start of
 benchmarks) is 1/2 on 20 steps (C5 = 0.5).
@@ -40,6 +43,7 @@ class Erdos(Problem):
     best_known, best_known_source = 0.380876, "TTT-Discover, 2026"
     score_name = "C5"
     min_length, max_length = 4, 1000
+    prompt_digits = 2  # the model copies the shown digits: 6 tokens per number, not 8
     file_keys = ("sequence", "h_values")
     prompts = Path(__file__).parent  # prompt_construction.j2 states the decoding rule
 

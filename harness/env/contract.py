@@ -113,6 +113,7 @@ class Env:
     min_len: int = 1
     max_len: int = 1000
     prompt_values: int = 200      # states longer than this are downsampled in prompts
+    prompt_digits: int = 4        # significant digits of the numbers a prompt shows
     answer_prefixes = {"construction": "["}  # the assistant's answer starts with this text
     file_keys: tuple[str, ...] = ("sequence", "h_values")  # JSON keys of a construction file
     file_example = "[numbers, ...]"  # its shape, for error messages
@@ -342,13 +343,13 @@ class Env:
 
     def shown_solution(self, solution: str, action: str) -> str:
         """The parent as the prompt shows it: a program's source, or the construction
-        (number lists downsampled to `prompt_values` and rounded)."""
+        (number lists downsampled to `prompt_values` and rounded to `prompt_digits`)."""
         if action == "program":
             return solution
         values = self.parse_construction(solution)
         shown, sampled = downsample(values, self.prompt_values)
         note = f" (downsampled from {len(values)} values)" if sampled else ""
-        return format_numbers(shown) + note
+        return format_numbers(shown, self.prompt_digits) + note
 
     def prompt_vars(self, solution: str, action: str) -> dict:
         """Extra template variables of an env's prompt (n_values for number lists; fence and

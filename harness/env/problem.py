@@ -68,6 +68,8 @@ class Problem:
     score_name: str = "score"    # the score's short name in prompts (C5, C1, ...)
     min_length: int = 1          # bounds on a construction's length (numbers, characters)
     max_length: int = 100_000
+    prompt_digits: int = 4       # significant digits of the numbers the prompt shows (a
+    #                              model copies them: fewer digits, shorter answers)
     file_keys: tuple[str, ...] = ("solution",)  # JSON keys of a `harness score` file
     answer_prefix: str | None = None  # what the model's answer starts with (None: "[" for
     #                                   numbers, nothing for json and text)
@@ -270,6 +272,7 @@ def env_for(problem_class: type[Problem], source: str) -> type[ProblemEnv]:
               "best_known_source": p.best_known_source or ("given by the problem"
                                                            if p.best_known else ""),
               "score_name": p.score_name, "min_len": p.min_length, "max_len": p.max_length,
+              "prompt_digits": p.prompt_digits,
               "file_keys": tuple(p.file_keys), "__module__": p.__module__,
               "parent_unit": "characters" if p.construction == "text" else "values"}
     if p.construction == "numbers" and isinstance(p.initial_solution, list | tuple) \
