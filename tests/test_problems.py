@@ -205,6 +205,8 @@ def test_an_installed_package_s_problem_runs_as_an_experiment(installed_package,
     ("    import not_a_module_anywhere\n" + GOOD, "line 3: ModuleNotFoundError"),
     (GOOD.replace("[0.1, 0.2, 0.3, 0.4]", "[0.1, 0.2]"), "initial solution fails score()"),
     (GOOD.replace('direction = "max"', 'direction = "up"'), "direction must be 'min' or 'max'"),
+    (GOOD.replace('direction = "max"', 'direction = "max"\n        prompt_digits = 0'),
+     "prompt_digits must be a whole number"),
     (GOOD.replace('name = "spread"', 'name = "erdos"'), "is a built-in env's"),
     (GOOD.replace("class Spread(Problem):", "class Spread:"), "exactly one Problem subclass"),
 ])

@@ -263,6 +263,10 @@ def env_for(problem_class: type[Problem], source: str) -> type[ProblemEnv]:
     if problem_class.program_start not in ("parent", "empty"):
         raise EnvError(f"{source}: program_start must be 'parent' or 'empty', "
                        f"got {problem_class.program_start!r}")
+    digits = problem_class.prompt_digits
+    if not isinstance(digits, int) or isinstance(digits, bool) or digits < 1:
+        raise EnvError(f"{source}: prompt_digits must be a whole number of at least 1, "
+                       f"got {digits!r}")
     if problem_class.construction not in FORMATS:
         raise EnvError(f"{source}: construction must be one of {', '.join(FORMATS)}, "
                        f"got {problem_class.construction!r}")
