@@ -5,9 +5,10 @@ reward 1 / C5. A construction is 4 to 1000 numbers; the prompt states the rule t
 them into h (`decode`: one common scale, values capped at 1, mean exactly 1/2), so a small
 model's lists are valid far more often (91% vs 25% of SmolLM2-135M's in our trial); the stored
 h is checked strictly. The prompt shows the parent to 2 significant digits (`prompt_digits`):
-the model copies the digits it is shown, and on the main job (seed 0) this took tokens per
-action from 67.4 to 52.4 (valid 83.3% -> 84.0%). A program returns h and gets its parent's as
-`parent_construction`.
+the model copies the digits it is shown (7.75 -> 5.75 tokens per number of a valid answer on
+the main job, seed 0; tokens per action 67.4 -> 52.4 there, while on seeds 1-2 of its baseline
+arm the change stayed within the seed-to-seed swing). A program returns h and gets its
+parent's as `parent_construction`.
 Starts (the released code's `random` start): per group, n ~ U{40..99} values 0.5 + p_i -
 mean(p), p_i ~ U(-0.4, 0.4), from the run's seed. `initial_solution` (the reference start of
 benchmarks) is 1/2 on 20 steps (C5 = 0.5).
