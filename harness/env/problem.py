@@ -68,8 +68,8 @@ class Problem:
     score_name: str = "score"    # the score's short name in prompts (C5, C1, ...)
     min_length: int = 1          # bounds on a construction's length (numbers, characters)
     max_length: int = 100_000
-    prompt_digits: int = 4       # significant digits of the numbers the prompt shows (a
-    #                              model copies them: fewer digits, shorter answers)
+    prompt_digits: int = Env.prompt_digits  # significant digits of the numbers the prompt
+    #                              shows (a model copies them: fewer digits, shorter answers)
     file_keys: tuple[str, ...] = ("solution",)  # JSON keys of a `harness score` file
     answer_prefix: str | None = None  # what the model's answer starts with (None: "[" for
     #                                   numbers, nothing for json and text)
